@@ -1,0 +1,642 @@
+#include "driverkit.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+namespace mpspec::driverkit {
+namespace {
+
+constexpr int kProtocolVersion = 1;
+
+std::int64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+void log(const std::string& msg) {
+  std::string line = "[driverkit " + std::to_string(getpid()) + "] " + msg + "\n";
+  ssize_t r = ::write(2, line.data(), line.size());
+  (void)r;
+}
+
+// Writes all of `data` to `fd`; returns false on error (e.g. EPIPE).
+bool write_all(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Splits a byte stream into lines.
+class LineReader {
+ public:
+  explicit LineReader(int fd) : fd_(fd) {}
+  // Reads what is available (one read call). Returns false at end of file or error.
+  bool fill() {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      buf_.append(buf, static_cast<size_t>(n));
+      return true;
+    }
+  }
+  std::optional<std::string> next() {
+    auto pos = buf_.find('\n');
+    if (pos == std::string::npos) return std::nullopt;
+    std::string line = buf_.substr(0, pos);
+    buf_.erase(0, pos + 1);
+    return line;
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+  std::string buf_;
+};
+
+std::pair<std::string, std::string> describe_exception(const Backend& backend,
+                                                       const std::exception& e) {
+  if (auto* k = dynamic_cast<const KindError*>(&e)) return {k->kind(), k->what()};
+  if (backend.map_error) return backend.map_error(e);
+  return {"Other", e.what()};
+}
+
+// ---------------------------------------------------------------- actor process side
+
+struct ObjectSlot {
+  std::string type;
+  std::unique_ptr<Object> object;
+};
+
+class Actor {
+ public:
+  Actor(const Backend& backend, std::map<std::string, ObjectSlot>& objects, int cmd_fd,
+        int res_fd, int threads)
+      : backend_(backend), objects_(objects), cmd_(cmd_fd), res_fd_(res_fd) {
+    workers_.resize(static_cast<size_t>(threads));
+  }
+
+  [[noreturn]] void run() {
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      workers_[i] = std::make_unique<Worker>();
+      workers_[i]->thread = std::thread([this, i] { work(*workers_[i]); });
+    }
+    emit(Json{{"ready", true}});
+    for (;;) {
+      while (auto line = cmd_.next()) dispatch(*line);
+      if (!cmd_.fill()) _exit(0);  // the driver went away or tore us down
+    }
+  }
+
+ private:
+  struct Worker {
+    std::thread thread;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Json> queue;
+  };
+
+  void dispatch(const std::string& line) {
+    Json cmd = Json::parse(line, nullptr, false);
+    if (cmd.is_discarded()) return;
+    auto t = cmd.value("thread", 0);
+    if (t < 0 || static_cast<size_t>(t) >= workers_.size()) return;
+    Worker& w = *workers_[static_cast<size_t>(t)];
+    {
+      std::lock_guard<std::mutex> g(w.mu);
+      w.queue.push_back(std::move(cmd));
+    }
+    w.cv.notify_one();
+  }
+
+  void work(Worker& w) {
+    for (;;) {
+      Json cmd;
+      {
+        std::unique_lock<std::mutex> g(w.mu);
+        w.cv.wait(g, [&] { return !w.queue.empty(); });
+        cmd = std::move(w.queue.front());
+        w.queue.pop_front();
+      }
+      Json out{{"tag", cmd["tag"]}};
+      auto it = objects_.find(cmd.value("object", ""));
+      const std::string method = cmd.value("method", "");
+      const Json args = cmd.value("args", Json::object());
+      std::int64_t invoke = 0, ret = 0;
+      if (it == objects_.end()) {
+        invoke = ret = monotonic_ns();
+        out["status"] = "error";
+        out["error"] = {{"kind", "Other"}, {"message", "no such object in actor"}};
+      } else {
+        try {
+          invoke = monotonic_ns();
+          Json value = it->second.object->call(method, args);
+          ret = monotonic_ns();
+          out["status"] = "ok";
+          out["value"] = std::move(value);
+        } catch (const std::exception& e) {
+          ret = monotonic_ns();
+          auto [kind, message] = describe_exception(backend_, e);
+          out["status"] = "error";
+          out["error"] = {{"kind", kind}, {"message", message}};
+        } catch (...) {
+          ret = monotonic_ns();
+          out["status"] = "error";
+          out["error"] = {{"kind", "Other"}, {"message", "unknown C++ exception"}};
+        }
+      }
+      out["invoke_ns"] = invoke;
+      out["return_ns"] = ret;
+      emit(out);
+    }
+  }
+
+  void emit(const Json& j) {
+    std::lock_guard<std::mutex> g(write_mu_);
+    if (!write_all(res_fd_, j.dump() + "\n")) _exit(0);
+  }
+
+  const Backend& backend_;
+  std::map<std::string, ObjectSlot>& objects_;
+  LineReader cmd_;
+  int res_fd_;
+  std::mutex write_mu_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+// ---------------------------------------------------------------- driver process side
+
+// Pids of live actors, for the SIGTERM handler (async-signal-safe access only).
+constexpr int kMaxActors = 256;
+std::atomic<pid_t> g_actor_pids[kMaxActors];
+
+void on_terminate(int) {
+  for (auto& p : g_actor_pids) {
+    pid_t pid = p.load();
+    if (pid > 0) ::kill(pid, SIGKILL);
+  }
+  for (auto& p : g_actor_pids) {
+    pid_t pid = p.load();
+    if (pid > 0) ::waitpid(pid, nullptr, 0);
+  }
+  _exit(0);
+}
+
+struct ActorProc {
+  std::string name;
+  pid_t pid = -1;
+  int slot = -1;
+  int cmd_fd = -1;
+  std::unique_ptr<LineReader> res;
+  std::vector<std::string> busy;  // tag running on each thread, "" when idle
+  bool alive = false;
+  int exitcode = 0;
+};
+
+class RequestError : public std::runtime_error {
+ public:
+  RequestError(std::string kind, const std::string& msg)
+      : std::runtime_error(msg), kind(std::move(kind)) {}
+  std::string kind;
+};
+
+class Driver {
+ public:
+  explicit Driver(const Backend& b) : backend_(b), in_(0) {}
+
+  int loop() {
+    for (;;) {
+      std::vector<pollfd> fds;
+      fds.push_back({0, POLLIN, 0});
+      std::vector<ActorProc*> owners;
+      for (auto& a : actors_) {
+        if (a.alive) {
+          fds.push_back({a.res->fd(), POLLIN, 0});
+          owners.push_back(&a);
+        }
+      }
+      int n = ::poll(fds.data(), fds.size(), -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        log(std::string("poll: ") + std::strerror(errno));
+        teardown();
+        return 1;
+      }
+      for (size_t i = 1; i < fds.size(); ++i) {
+        if (fds[i].revents) pump_actor(*owners[i - 1]);
+      }
+      if (fds[0].revents) {
+        if (!in_.fill()) {
+          teardown();
+          return 0;
+        }
+        while (auto line = in_.next()) {
+          if (handle_line(*line)) return 0;
+        }
+      }
+    }
+  }
+
+ private:
+  void send(const Json& j) {
+    if (!write_all(1, j.dump() + "\n")) {
+      teardown();
+      _exit(0);  // nobody listens any more
+    }
+  }
+
+  void reply_ok(const Json& id, Json result = Json::object()) {
+    send(Json{{"id", id}, {"ok", true}, {"result", std::move(result)}});
+  }
+  void reply_error(const Json& id, const std::string& kind, const std::string& msg) {
+    send(Json{{"id", id}, {"ok", false}, {"error", {{"kind", kind}, {"message", msg}}}});
+  }
+
+  // Returns true when the driver should exit.
+  bool handle_line(const std::string& line) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) return false;
+    Json req = Json::parse(line, nullptr, false);
+    if (req.is_discarded() || !req.is_object()) {
+      reply_error(nullptr, "ProtocolError", "request is not a JSON object");
+      return false;
+    }
+    Json id = req.contains("id") ? req["id"] : Json(nullptr);
+    if (!id.is_number_integer() || !req.contains("op") || !req["op"].is_string()) {
+      reply_error(id.is_number_integer() ? id : Json(nullptr), "ProtocolError",
+                  "request needs an integer 'id' and a string 'op'");
+      return false;
+    }
+    const std::string op = req["op"];
+    try {
+      if (op == "hello") {
+        do_hello(id, req);
+      } else if (!said_hello_) {
+        throw RequestError("ProtocolError", "the first request must be 'hello'");
+      } else if (op == "setup") {
+        do_setup(id, req);
+      } else if (op == "call") {
+        do_call(id, req);
+      } else if (op == "kill") {
+        do_kill(id, req);
+      } else if (op == "teardown") {
+        teardown();
+        reply_ok(id);
+      } else if (op == "bye") {
+        teardown();
+        reply_ok(id);
+        return true;
+      } else {
+        throw RequestError("ProtocolError", "unknown op '" + op + "'");
+      }
+    } catch (const RequestError& e) {
+      reply_error(id, e.kind, e.what());
+    } catch (const Json::exception& e) {
+      reply_error(id, "ProtocolError", std::string("bad request field: ") + e.what());
+    }
+    return false;
+  }
+
+  void do_hello(const Json& id, const Json& req) {
+    if (req.contains("protocol") && req["protocol"] != kProtocolVersion)
+      throw RequestError("ProtocolError", "this driver speaks protocol 1 only");
+    said_hello_ = true;
+    Json types = Json::object();
+    for (const auto& [name, t] : backend_.types) types[name] = t.methods;
+    reply_ok(id, Json{{"protocol", kProtocolVersion},
+                      {"name", backend_.name},
+                      {"version", backend_.version},
+                      {"types", types},
+                      {"features", backend_.features},
+                      {"start_methods", backend_.start_methods}});
+  }
+
+  const Type& type_of(const std::string& name) {
+    auto it = backend_.types.find(name);
+    if (it == backend_.types.end())
+      throw RequestError("Unsupported", "type '" + name + "' is not offered by " + backend_.name);
+    return it->second;
+  }
+
+  void do_setup(const Json& id, const Json& req) {
+    if (active_) throw RequestError("ProtocolError", "setup is already active; teardown first");
+    const std::string method = req.value("start_method", "fork");
+    if (method != "fork") throw RequestError("Unsupported", "start method '" + method + "'");
+    const Json objects = req.value("objects", Json::array());
+    const Json prelude = req.value("prelude", Json::array());
+    const Json actors = req.value("actors", Json::array());
+    if (!objects.is_array() || !prelude.is_array() || !actors.is_array())
+      throw RequestError("ProtocolError", "objects, prelude and actors must be arrays");
+    // Validate everything before creating anything.
+    std::set<std::string> names;
+    for (const auto& o : objects) {
+      const std::string name = o.at("name"), type = o.at("type");
+      if (!names.insert(name).second)
+        throw RequestError("ProtocolError", "duplicate object name '" + name + "'");
+      type_of(type);
+    }
+    std::set<std::string> actor_names;
+    for (const auto& a : actors) {
+      const std::string name = a.at("name");
+      int threads = a.value("threads", 1);
+      if (!actor_names.insert(name).second)
+        throw RequestError("ProtocolError", "duplicate actor name '" + name + "'");
+      if (threads < 1 || threads > 64)
+        throw RequestError("ProtocolError", "actor '" + name + "': threads must be 1..64");
+    }
+    if (actors.size() > kMaxActors) throw RequestError("ProtocolError", "too many actors");
+
+    objects_.clear();
+    for (const auto& o : objects) {
+      const std::string name = o.at("name"), type = o.at("type");
+      try {
+        objects_[name] = ObjectSlot{type, type_of(type).create(o.value("args", Json::object()))};
+      } catch (const std::exception& e) {
+        objects_.clear();
+        auto [kind, message] = describe_exception(backend_, e);
+        throw RequestError("SetupError", "creating " + type + " '" + name + "': " + kind + ": " +
+                                             message);
+      }
+    }
+    for (const auto& p : prelude) {
+      const std::string obj = p.at("object"), m = p.at("method");
+      auto it = objects_.find(obj);
+      if (it == objects_.end()) {
+        objects_.clear();
+        throw RequestError("ProtocolError", "prelude names unknown object '" + obj + "'");
+      }
+      try {
+        it->second.object->call(m, p.value("args", Json::object()));
+      } catch (const std::exception& e) {
+        objects_.clear();
+        auto [kind, message] = describe_exception(backend_, e);
+        throw RequestError("SetupError", "prelude " + obj + "." + m + " raised " + kind + ": " +
+                                             message);
+      }
+    }
+    active_ = true;
+    Json pids = Json::object();
+    for (const auto& a : actors) {
+      std::string err = start_actor(a.at("name"), a.value("threads", 1));
+      if (!err.empty()) {
+        teardown();
+        throw RequestError("SetupError", err);
+      }
+      pids[actors_.back().name] = {{"pid", actors_.back().pid}};
+    }
+    // Wait until every actor says it is ready.
+    for (auto& a : actors_) {
+      std::string err = await_ready(a);
+      if (!err.empty()) {
+        teardown();
+        throw RequestError("SetupError", "actor '" + a.name + "': " + err);
+      }
+    }
+    reply_ok(id, Json{{"actors", pids}});
+  }
+
+  std::string start_actor(const std::string& name, int threads) {
+    int cmd[2], res[2];
+    if (::pipe2(cmd, O_CLOEXEC) != 0) return std::string("pipe: ") + std::strerror(errno);
+    if (::pipe2(res, O_CLOEXEC) != 0) {
+      ::close(cmd[0]);
+      ::close(cmd[1]);
+      return std::string("pipe: ") + std::strerror(errno);
+    }
+    pid_t parent = getpid();
+    pid_t pid = ::fork();
+    if (pid < 0) return std::string("fork: ") + std::strerror(errno);
+    if (pid == 0) {
+      // Actor. Never returns into the driver loop.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(0);
+      ::signal(SIGTERM, SIG_DFL);
+      int devnull = ::open("/dev/null", O_RDONLY);
+      if (devnull >= 0) {
+        ::dup2(devnull, 0);
+        ::close(devnull);
+      }
+      ::dup2(2, 1);  // stray output must not corrupt the protocol stream
+      for (auto& a : actors_) {
+        if (a.cmd_fd >= 0) ::close(a.cmd_fd);
+        if (a.res) ::close(a.res->fd());
+      }
+      ::close(cmd[1]);
+      ::close(res[0]);
+      Actor actor(backend_, objects_, cmd[0], res[1], threads);
+      actor.run();
+    }
+    ::close(cmd[0]);
+    ::close(res[1]);
+    ActorProc a;
+    a.name = name;
+    a.pid = pid;
+    a.cmd_fd = cmd[1];
+    a.res = std::make_unique<LineReader>(res[0]);
+    a.busy.assign(static_cast<size_t>(threads), "");
+    a.alive = true;
+    for (int i = 0; i < kMaxActors; ++i) {
+      pid_t expected = 0;
+      if (g_actor_pids[i].compare_exchange_strong(expected, pid)) {
+        a.slot = i;
+        break;
+      }
+    }
+    actors_.push_back(std::move(a));
+    return "";
+  }
+
+  std::string await_ready(ActorProc& a) {
+    const std::int64_t deadline = monotonic_ns() + 30'000'000'000;
+    for (;;) {
+      if (auto line = a.res->next()) {
+        Json j = Json::parse(*line, nullptr, false);
+        if (j.is_object() && j.value("ready", false)) return "";
+        return "unexpected first message: " + *line;
+      }
+      std::int64_t left_ms = (deadline - monotonic_ns()) / 1'000'000;
+      if (left_ms <= 0) return "not ready within 30 s";
+      pollfd p{a.res->fd(), POLLIN, 0};
+      int n = ::poll(&p, 1, static_cast<int>(left_ms));
+      if (n < 0 && errno == EINTR) continue;
+      if (n > 0 && !a.res->fill()) return "exited before it was ready";
+    }
+  }
+
+  ActorProc& actor(const std::string& name) {
+    for (auto& a : actors_)
+      if (a.name == name) return a;
+    throw RequestError("ProtocolError", "unknown actor '" + name + "'");
+  }
+
+  void do_call(const Json& id, const Json& req) {
+    if (!active_) throw RequestError("ProtocolError", "call before setup");
+    const std::string tag = req.at("tag"), obj = req.at("object"), method = req.at("method");
+    const int thread = req.value("thread", 0);
+    ActorProc& a = actor(req.at("actor"));
+    if (!a.alive) throw RequestError("ProtocolError", "actor '" + a.name + "' is dead");
+    if (thread < 0 || static_cast<size_t>(thread) >= a.busy.size())
+      throw RequestError("ProtocolError", "actor '" + a.name + "' has no thread " +
+                                              std::to_string(thread));
+    if (!a.busy[static_cast<size_t>(thread)].empty())
+      throw RequestError("ProtocolError", "thread " + std::to_string(thread) + " of actor '" +
+                                              a.name + "' is busy");
+    auto it = objects_.find(obj);
+    if (it == objects_.end()) throw RequestError("ProtocolError", "unknown object '" + obj + "'");
+    const auto& methods = type_of(it->second.type).methods;
+    if (std::find(methods.begin(), methods.end(), method) == methods.end())
+      throw RequestError("Unsupported", it->second.type + " has no method '" + method + "'");
+    Json args = req.value("args", Json::object());
+    if (!args.is_object()) throw RequestError("ProtocolError", "args must be an object");
+    Json cmd{{"tag", tag}, {"thread", thread}, {"object", obj}, {"method", method},
+             {"args", args}};
+    a.busy[static_cast<size_t>(thread)] = tag;
+    reply_ok(id);
+    if (!write_all(a.cmd_fd, cmd.dump() + "\n")) {
+      // The actor died; its EOF will be noticed by the loop and the call becomes info.
+      log("actor " + a.name + " did not take call " + tag);
+    }
+  }
+
+  // Forwards every complete line the actor sent; on EOF the actor is gone.
+  void pump_actor(ActorProc& a) {
+    bool open = a.res->fill();
+    forward_lines(a);
+    if (!open) actor_gone(a, "crashed");
+  }
+
+  void forward_lines(ActorProc& a) {
+    while (auto line = a.res->next()) {
+      Json j = Json::parse(*line, nullptr, false);
+      if (!j.is_object() || !j.contains("tag")) continue;
+      const std::string tag = j["tag"];
+      for (auto& b : a.busy)
+        if (b == tag) b.clear();
+      j["event"] = "return";
+      send(j);
+    }
+  }
+
+  // Reaps a dead actor and reports its running calls as `info`.
+  void actor_gone(ActorProc& a, const char* reason) {
+    if (!a.alive) return;
+    a.alive = false;
+    int status = 0;
+    while (::waitpid(a.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    a.exitcode = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+    if (a.slot >= 0) g_actor_pids[a.slot].store(0);
+    ::close(a.cmd_fd);
+    a.cmd_fd = -1;
+    ::close(a.res->fd());
+    for (auto& tag : a.busy) {
+      if (tag.empty()) continue;
+      send(Json{{"event", "return"}, {"tag", tag}, {"status", "info"}, {"reason", reason}});
+      tag.clear();
+    }
+  }
+
+  // Signals an actor, forwards what it reported before dying, reaps it.
+  void kill_actor(ActorProc& a, int sig, const char* reason) {
+    ::kill(a.pid, sig);
+    const std::int64_t deadline = monotonic_ns() + 10'000'000'000;
+    bool escalated = sig == SIGKILL;
+    for (;;) {
+      pollfd p{a.res->fd(), POLLIN, 0};
+      std::int64_t left_ms = (deadline - monotonic_ns()) / 1'000'000;
+      if (left_ms <= 0 && !escalated) {
+        log("actor " + a.name + " survived signal " + std::to_string(sig) + "; sending SIGKILL");
+        ::kill(a.pid, SIGKILL);
+        escalated = true;
+      }
+      int n = ::poll(&p, 1, left_ms > 0 ? static_cast<int>(left_ms) : 1000);
+      if (n < 0 && errno == EINTR) continue;
+      if (n > 0) {
+        bool open = a.res->fill();
+        forward_lines(a);
+        if (!open) break;
+      }
+    }
+    actor_gone(a, reason);
+  }
+
+  void do_kill(const Json& id, const Json& req) {
+    if (!active_) throw RequestError("ProtocolError", "kill before setup");
+    ActorProc& a = actor(req.at("actor"));
+    if (!a.alive) throw RequestError("ProtocolError", "actor '" + a.name + "' is dead");
+    int sig = req.value("signal", SIGKILL);
+    if (sig <= 0 || sig >= NSIG) throw RequestError("ProtocolError", "bad signal number");
+    kill_actor(a, sig, "killed");
+    reply_ok(id, Json{{"exitcode", a.exitcode}});
+  }
+
+  void teardown() {
+    for (auto& a : actors_)
+      if (a.alive) kill_actor(a, SIGKILL, "teardown");
+    actors_.clear();
+    objects_.clear();
+    active_ = false;
+  }
+
+  const Backend& backend_;
+  LineReader in_;
+  bool said_hello_ = false;
+  bool active_ = false;
+  std::map<std::string, ObjectSlot> objects_;
+  std::vector<ActorProc> actors_;
+};
+
+}  // namespace
+
+std::optional<double> timeout_arg(const Json& args, const char* key) {
+  if (!args.contains(key) || args[key].is_null()) return std::nullopt;
+  if (!args[key].is_number())
+    throw KindError("TypeError", std::string(key) + " must be a number or null");
+  return args[key].get<double>();
+}
+
+bool bool_arg(const Json& args, const char* key, bool fallback) {
+  if (!args.contains(key) || args[key].is_null()) return fallback;
+  if (!args[key].is_boolean()) throw KindError("TypeError", std::string(key) + " must be a bool");
+  return args[key].get<bool>();
+}
+
+int run(const Backend& backend, int argc, char** argv) {
+  (void)argc;
+  (void)argv;
+  ::signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = on_terminate;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+  Driver d(backend);
+  return d.loop();
+}
+
+}  // namespace mpspec::driverkit

@@ -1,0 +1,74 @@
+// The C++ driver kit: everything a C++ backend needs to speak the driver protocol
+// (spec/protocol.md) except the mapping of type and method names to its own objects.
+//
+// A backend fills in a `Backend` (its name, features and a table of types, each with a
+// factory and a method dispatcher) and calls `run(backend, argc, argv)` from main(). The kit
+// runs the protocol loop on stdin/stdout, creates the objects in the driver process, runs
+// the prelude, forks one process per actor (so that the actors inherit the objects), runs
+// each actor's worker threads, stamps invoke/return times with CLOCK_MONOTONIC, forwards
+// results as `return` events, kills and reaps actors, and answers bad input with error
+// replies. See conformance/backends/reference/driver.cpp for a complete backend.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace mpspec::driverkit {
+
+using Json = nlohmann::json;
+
+// Thrown by a method (or a factory) to report an error of a spec error kind, e.g.
+// `throw KindError("ValueError", "released too many times")`.
+class KindError : public std::runtime_error {
+ public:
+  KindError(std::string kind, const std::string& message)
+      : std::runtime_error(message), kind_(std::move(kind)) {}
+  const std::string& kind() const { return kind_; }
+
+ private:
+  std::string kind_;
+};
+
+// One backend object, created in the driver process before the actors are forked.
+class Object {
+ public:
+  virtual ~Object() = default;
+  // Runs `method` with keyword arguments `args` (spec/protocol.md §3.3). Returns the
+  // method's value; throws KindError (or any exception the backend's error mapper knows)
+  // when the method raises. Called concurrently from the worker threads of an actor.
+  virtual Json call(const std::string& method, const Json& args) = 0;
+};
+
+struct Type {
+  std::vector<std::string> methods;
+  // Creates an object from the setup's `args`; throws KindError on bad arguments.
+  std::function<std::unique_ptr<Object>(const Json& args)> create;
+};
+
+struct Backend {
+  std::string name;
+  std::string version;
+  std::vector<std::string> features;
+  std::vector<std::string> start_methods = {"fork"};
+  std::map<std::string, Type> types;
+  // Maps an exception a method threw to {kind, message}. Called only for exceptions that are
+  // not KindError; the default reports kind "Other" with the exception's what().
+  std::function<std::pair<std::string, std::string>(const std::exception&)> map_error;
+};
+
+// Runs the protocol loop until `bye` or end of input. Returns the process exit status.
+int run(const Backend& backend, int argc, char** argv);
+
+// Reads a timeout argument the Python way: absent or null -> no timeout (nullopt);
+// a number -> seconds. Throws KindError("TypeError") for anything else.
+std::optional<double> timeout_arg(const Json& args, const char* key = "timeout");
+// Reads a boolean argument with a default. Throws KindError("TypeError") if not a bool.
+bool bool_arg(const Json& args, const char* key, bool fallback);
+
+}  // namespace mpspec::driverkit
