@@ -110,6 +110,8 @@ void DriverProcess::read_stdout() {
         events_.push_back(std::move(j));
       } else if (j.is_object() && j.contains("id") && j["id"].is_number_integer()) {
         replies_[j["id"].get<std::int64_t>()] = std::move(j);
+      } else if (j.is_object() && j.contains("ok") && (!j.contains("id") || j["id"].is_null())) {
+        anonymous_replies_.push_back(std::move(j));
       } else {
         stderr_ += "[suite] driver wrote a line that is not protocol: " + line + "\n";
         continue;
@@ -144,14 +146,7 @@ Json DriverProcess::request(Json req, std::chrono::milliseconds limit) {
     id = next_id_++;
   }
   req["id"] = id;
-  const std::string line = req.dump() + "\n";
-  size_t off = 0;
-  while (off < line.size()) {
-    ssize_t n = write(in_, line.data() + off, line.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw DriverCrash("cannot write to driver: " + std::string(std::strerror(errno)));
-    off += static_cast<size_t>(n);
-  }
+  write_line(req.dump() + "\n");
   std::unique_lock<std::mutex> g(mu_);
   if (!cv_.wait_for(g, limit, [&] { return eof_ || replies_.count(id); }))
     throw WatchdogTimeout("driver did not answer '" + req.value("op", "?") + "' within " +
@@ -160,6 +155,32 @@ Json DriverProcess::request(Json req, std::chrono::milliseconds limit) {
     throw DriverCrash("driver exited while handling '" + req.value("op", "?") + "'");
   Json r = std::move(replies_[id]);
   replies_.erase(id);
+  return r;
+}
+
+void DriverProcess::write_line(const std::string& line) {
+  size_t off = 0;
+  while (off < line.size()) {
+    ssize_t n = write(in_, line.data() + off, line.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw DriverCrash("cannot write to driver: " + std::string(std::strerror(errno)));
+    off += static_cast<size_t>(n);
+  }
+}
+
+Json DriverProcess::send_raw(const std::string& line, std::chrono::milliseconds limit) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (eof_) throw DriverCrash("driver '" + command_ + "' is not running");
+  }
+  write_line(line + "\n");
+  std::unique_lock<std::mutex> g(mu_);
+  if (!cv_.wait_for(g, limit, [&] { return eof_ || !anonymous_replies_.empty(); }))
+    throw WatchdogTimeout("driver did not answer a malformed line within " +
+                          std::to_string(limit.count()) + " ms");
+  if (anonymous_replies_.empty()) throw DriverCrash("driver exited on a malformed line");
+  Json r = std::move(anonymous_replies_.front());
+  anonymous_replies_.pop_front();
   return r;
 }
 

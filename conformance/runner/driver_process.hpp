@@ -48,6 +48,10 @@ class DriverProcess {
   // Throws DriverCrash if the driver dies, WatchdogTimeout if it does not answer.
   Json request(Json req, std::chrono::milliseconds limit);
 
+  // Writes one raw line (which may be malformed on purpose) and waits for a reply whose `id`
+  // is null or absent. For the protocol's own tests.
+  Json send_raw(const std::string& line, std::chrono::milliseconds limit);
+
   // Waits for the next `return` event until `deadline_ns` (CLOCK_MONOTONIC).
   std::optional<Json> next_event(std::int64_t deadline_ns);
 
@@ -63,6 +67,7 @@ class DriverProcess {
   void read_stdout();
   void read_stderr();
   void reap(std::chrono::milliseconds grace);
+  void write_line(const std::string& line);
 
   std::string command_;
   pid_t pid_ = -1;
@@ -72,6 +77,7 @@ class DriverProcess {
   std::condition_variable cv_;
   std::map<std::int64_t, Json> replies_;
   std::deque<Json> events_;
+  std::deque<Json> anonymous_replies_;
   bool eof_ = false;
   bool reaped_ = false;
   std::string stderr_;

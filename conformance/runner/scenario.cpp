@@ -52,6 +52,17 @@ void record_clauses(const char* labels) { ::testing::Test::RecordProperty("claus
 
 void Backend::set_command(std::string command) { command_slot() = std::move(command); }
 
+std::string Backend::command() {
+  std::string cmd = command_slot();
+  if (cmd.empty()) {
+    const char* env = std::getenv("MPSPEC_DRIVER");
+    if (env) cmd = env;
+  }
+  if (cmd.empty())
+    throw DriverCrash("no driver: pass --driver=CMD or set MPSPEC_DRIVER (see ./mpspec run)");
+  return cmd;
+}
+
 Backend& Backend::get() {
   static Backend b;
   return b;
@@ -60,14 +71,7 @@ Backend& Backend::get() {
 DriverProcess& Backend::driver() {
   if (driver_ && !driver_->alive()) discard();
   if (!driver_) {
-    std::string cmd = command_slot();
-    if (cmd.empty()) {
-      const char* env = std::getenv("MPSPEC_DRIVER");
-      if (env) cmd = env;
-    }
-    if (cmd.empty())
-      throw DriverCrash("no driver: pass --driver=CMD or set MPSPEC_DRIVER (see ./mpspec run)");
-    driver_ = std::make_unique<DriverProcess>(cmd);
+    driver_ = std::make_unique<DriverProcess>(command());
     Json r = driver_->request(Json{{"op", "hello"}, {"protocol", 1}}, kRequestLimit);
     if (!r.value("ok", false)) {
       std::string msg = r.dump();

@@ -59,6 +59,8 @@ class Backend {
   // Throws away the current driver (e.g. after a crash or an unanswered teardown).
   void discard();
   static void set_command(std::string command);
+  // The driver command of this run (--driver or MPSPEC_DRIVER); throws if there is none.
+  static std::string command();
 
  private:
   std::unique_ptr<DriverProcess> driver_;

@@ -40,7 +40,7 @@ class MutantLock : public mpspec::driverkit::Object {
       }
       return nullptr;
     }
-    throw mpspec::driverkit::KindError("AttributeError", "Lock has no method " + method);
+    throw mpspec::driverkit::KindError("Other", "Lock has no method " + method);
   }
 
  private:

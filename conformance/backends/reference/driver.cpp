@@ -28,7 +28,7 @@ class LockObject : public mpspec::driverkit::Object {
       lock_.unlock();
       return nullptr;
     }
-    throw mpspec::driverkit::KindError("AttributeError", "Lock has no method " + method);
+    throw mpspec::driverkit::KindError("Other", "Lock has no method " + method);
   }
 
  private:

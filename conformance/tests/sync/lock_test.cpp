@@ -22,6 +22,8 @@ const Json kTry = Json{{"block", false}};
 
 void expect_linearizable(Scenario& s) {
   auto r = s.check();
+  if (r.verdict == check::Verdict::kUnknown)
+    GTEST_SKIP() << "UNRESOLVED: the checker ran out of budget:\n" << r.summary();
   EXPECT_EQ(r.verdict, check::Verdict::kLinearizable)
       << "[lock.acquire.exclusive] history is not linearizable:\n"
       << r.summary();
