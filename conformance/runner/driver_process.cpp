@@ -109,7 +109,8 @@ void DriverProcess::read_stdout() {
       if (j.is_object() && j.contains("event")) {
         events_.push_back(std::move(j));
       } else if (j.is_object() && j.contains("id") && j["id"].is_number_integer()) {
-        replies_[j["id"].get<std::int64_t>()] = std::move(j);
+        const auto id = j["id"].get<std::int64_t>();  // before the move below
+        replies_[id] = std::move(j);
       } else if (j.is_object() && j.contains("ok") && (!j.contains("id") || j["id"].is_null())) {
         anonymous_replies_.push_back(std::move(j));
       } else {

@@ -1,0 +1,1106 @@
+#!/usr/bin/env python3
+"""mpspec driver for CPython's ``multiprocessing`` (driver protocol, version 1).
+
+Usage::
+
+    python3 harness/drivers/cpython.py [--start-method fork|spawn|forkserver]
+
+Requests arrive as JSON lines on stdin; replies and ``return`` events leave as JSON lines on
+stdout; everything else (logs, tracebacks of actors) goes to stderr.  The protocol is
+``spec/protocol.md``.  The objects are real ``multiprocessing`` objects created with
+``multiprocessing.get_context(start_method)``; actors are ``ctx.Process`` children that
+receive the objects as Process arguments (inheritance), so this driver exercises CPython
+exactly as its users share locks.
+
+Layout of this file:
+
+* the type table (``TYPES``): one ``TypeSpec`` per protocol type, with its constructor and
+  its ``Method`` entries; adding a type is one entry (see harness/drivers/README.md);
+* the value codec (protocol JSON <-> Python) and the error-kind mapping;
+* the actor side: ``_actor_main`` (module level so that spawn and forkserver children can
+  import it) and its worker threads;
+* the driver side: ``Driver``, a single-threaded event loop that waits on stdin and on every
+  actor's result pipe and process sentinel, so no call ever blocks it.
+
+Standard library only; runs on Python 3.9 and later.
+"""
+
+import argparse
+import base64
+import binascii
+import gc
+import json
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import platform
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+
+PROTOCOL_VERSION = 1
+DRIVER_NAME = "cpython"
+FEATURES = ["timeout", "nonblocking", "threads", "kill", "prelude"]
+
+# Upper bound on worker threads per actor (a sanity limit, not a CPython one).
+MAX_THREADS = 256
+
+
+def _timeout_multiplier():
+    try:
+        value = float(os.environ.get("MPSPEC_TIMEOUT_MULTIPLIER", "1"))
+    except ValueError:
+        return 1.0
+    return value if value > 0 and math.isfinite(value) else 1.0
+
+
+# How long setup waits for every actor to report ready (the `huge` timing class).
+READY_TIMEOUT = 60.0 * _timeout_multiplier()
+# How long the driver waits for a signalled actor to die before it escalates to SIGKILL.
+REAP_TIMEOUT = 10.0 * _timeout_multiplier()
+
+
+def _log(message):
+    try:
+        sys.stderr.write("cpython-driver[%d]: %s\n" % (os.getpid(), message))
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Type table
+# ---------------------------------------------------------------------------------------------
+
+
+class Method:
+    """One protocol method of a type.
+
+    ``params``  the keyword arguments the method accepts, by their Python name (the protocol
+                uses Python names).  An argument outside this list is ``Unsupported``.
+    ``call``    optional ``call(obj, kwargs) -> (callable, args, kwargs)``, run in the actor
+                just before the timed region.  By default the object's attribute named like the
+                protocol method is called with the keyword arguments.
+    ``convert`` optional ``convert(kwargs) -> kwargs``, run in the driver when the call is
+                accepted: maps protocol values to what Python expects.  Its result is sent to
+                the actor, so it must be picklable; an exception is a ``ProtocolError`` reply.
+    """
+
+    __slots__ = ("params", "call", "convert")
+
+    def __init__(self, *params, call=None, convert=None):
+        self.params = frozenset(params)
+        self.call = call
+        self.convert = convert
+
+    def prepare(self, name, obj, kwargs):
+        if self.call is not None:
+            return self.call(obj, kwargs)
+        return getattr(obj, name), (), kwargs
+
+
+class TypeSpec:
+    """One protocol type.
+
+    ``create(ctx, kwargs)`` builds the object in the driver process with the context of the
+    setup's start method; ``params`` are the constructor's accepted arguments (anything else is
+    a ``SetupError``, as for any bad constructor argument); ``methods`` maps protocol method
+    names to ``Method`` entries.
+    """
+
+    __slots__ = ("create", "params", "methods")
+
+    def __init__(self, create, methods, params=()):
+        self.create = create
+        self.params = frozenset(params)
+        self.methods = dict(methods)
+
+
+def _scoped_enter(obj, kwargs):
+    # `with obj:` as the protocol's __enter__ half.
+    return obj.__enter__, (), {}
+
+
+def _scoped_exit(obj, kwargs):
+    # The __exit__ half of a `with` block left normally.
+    return obj.__exit__, (None, None, None), {}
+
+
+def _semlock_methods():
+    """Methods shared by Lock-like types (Lock, RLock, Semaphore, BoundedSemaphore)."""
+    return {
+        "acquire": Method("block", "timeout"),
+        "release": Method(),
+        "__enter__": Method(call=_scoped_enter),
+        "__exit__": Method(call=_scoped_exit),
+    }
+
+
+def _create_lock(ctx, kwargs):
+    return ctx.Lock(**kwargs)
+
+
+# Protocol type name -> TypeSpec.  Keep in sync with spec/protocol.md section 6.
+TYPES = {
+    "Lock": TypeSpec(_create_lock, _semlock_methods()),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Values (spec/README.md section 6) and error kinds (section 5)
+# ---------------------------------------------------------------------------------------------
+
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+
+class ValueDomainError(Exception):
+    """A value outside the protocol's value domain."""
+
+
+def decode_value(value):
+    """Protocol JSON (already parsed) -> Python value."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "$bytes" in value:
+            text = value["$bytes"]
+            if not isinstance(text, str):
+                raise ValueDomainError("$bytes must hold a base64 string")
+            try:
+                return base64.b64decode(text.encode("ascii"), validate=True)
+            except (binascii.Error, UnicodeEncodeError, ValueError):
+                raise ValueDomainError("invalid base64 in $bytes")
+        return {key: decode_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decode_value(item) for item in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueDomainError("integer outside int64: %d" % value)
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueDomainError("non-finite float")
+        return value
+    raise ValueDomainError("unexpected JSON value of type %s" % type(value).__name__)
+
+
+def encode_value(value):
+    """Python value -> protocol JSON; ValueDomainError when outside the domain."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueDomainError("integer outside int64")
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueDomainError("non-finite float %r" % value)
+        return float(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueDomainError("string with lone surrogates")
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, (list, tuple)):
+        return [encode_value(item) for item in value]
+    if isinstance(value, dict):
+        if len(value) == 1 and "$bytes" in value:
+            raise ValueDomainError("a map whose only key is $bytes")
+        result = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueDomainError("map key of type %s" % type(key).__name__)
+            result[key] = encode_value(item)
+        return result
+    raise ValueDomainError("value of type %s" % _type_name(type(value)))
+
+
+def _type_name(cls):
+    module = getattr(cls, "__module__", "builtins")
+    name = getattr(cls, "__qualname__", cls.__name__)
+    return name if module == "builtins" else "%s.%s" % (module, name)
+
+
+_ERROR_KINDS = None
+
+
+def _error_kind_table():
+    global _ERROR_KINDS
+    if _ERROR_KINDS is None:
+        import multiprocessing.managers
+
+        table = {
+            ValueError: "ValueError",
+            AssertionError: "AssertionError",
+            RuntimeError: "RuntimeError",
+            TypeError: "TypeError",
+            # Every OSError subclass, the builtin TimeoutError included, is kind OSError.
+            OSError: "OSError",
+            OverflowError: "OverflowError",
+            NotImplementedError: "NotImplementedError",
+            EOFError: "EOFError",
+            threading.BrokenBarrierError: "BrokenBarrierError",
+            queue.Full: "Full",
+            queue.Empty: "Empty",
+            multiprocessing.ProcessError: "ProcessError",
+            multiprocessing.BufferTooShort: "BufferTooShort",
+            multiprocessing.AuthenticationError: "AuthenticationError",
+            multiprocessing.TimeoutError: "TimeoutError",
+            multiprocessing.managers.RemoteError: "RemoteError",
+        }
+        _ERROR_KINDS = table
+    return _ERROR_KINDS
+
+
+def error_kind(exc):
+    """The spec's error kind of an exception: the most specific class it is an instance of."""
+    table = _error_kind_table()
+    for cls in type(exc).__mro__:
+        kind = table.get(cls)
+        if kind is not None:
+            return kind
+    return "Other"
+
+
+def error_payload(exc):
+    kind = error_kind(exc)
+    text = str(exc)
+    if kind == "Other":
+        name = _type_name(type(exc))
+        message = "%s: %s" % (name, text) if text else name
+    else:
+        message = text or _type_name(type(exc))
+    return {"kind": kind, "message": message}
+
+
+def invoke(spec, method, obj, kwargs):
+    """Run one call.  Returns (invoke_ns, return_ns, value, exception)."""
+    try:
+        func, args, kw = spec.methods[method].prepare(method, obj, kwargs)
+    except BaseException as exc:  # a bad table entry: still one outcome, never a crash
+        now = time.monotonic_ns()
+        return now, now, None, exc
+    invoke_ns = time.monotonic_ns()
+    try:
+        value = func(*args, **kw)
+    except BaseException as exc:
+        return_ns = time.monotonic_ns()
+        return invoke_ns, return_ns, None, exc
+    return_ns = time.monotonic_ns()
+    return invoke_ns, return_ns, value, None
+
+
+def outcome_event(tag, invoke_ns, return_ns, value, exc):
+    """The `return` event of a finished call (status ok or error)."""
+    event = {"event": "return", "tag": tag}
+    if exc is None:
+        try:
+            event["status"] = "ok"
+            event["value"] = encode_value(value)
+        except (ValueDomainError, RecursionError) as bad:
+            event["status"] = "error"
+            event["error"] = {
+                "kind": "Other",
+                "message": "%s: result outside the value domain (%s)"
+                % (_type_name(type(value)), bad),
+            }
+    else:
+        event["status"] = "error"
+        event["error"] = error_payload(exc)
+    event["invoke_ns"] = invoke_ns
+    event["return_ns"] = return_ns
+    return event
+
+
+# ---------------------------------------------------------------------------------------------
+# Actor side
+# ---------------------------------------------------------------------------------------------
+
+# Driver-side resources (the protocol output stream, the driver's ends of every actor's pipes).
+# A forked actor inherits them; it closes them first thing, so that it holds nothing of the
+# driver's (in particular not the write end of its own command pipe, whose end of file tells
+# it that the driver is gone).  Spawned and forkserver actors start from a fresh interpreter in
+# which this list is empty.
+_INHERITED = []
+
+
+def _close_inherited():
+    for item in _INHERITED:
+        try:
+            item.close()
+        except Exception:
+            pass
+    del _INHERITED[:]
+
+
+def _actor_main(name, nthreads, objects, commands, results):
+    """Entry point of an actor process.
+
+    ``objects`` maps object names to ``(type name, object)``; ``commands`` is the read end of
+    the command pipe (``(thread, tag, object, method, kwargs)`` tuples), ``results`` the write
+    end of the result pipe (``("ready", pid)``, then one event dict per finished call).
+    """
+    for signame in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signum = getattr(signal, signame, None)
+        if signum is not None:
+            try:
+                signal.signal(signum, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    _close_inherited()
+    sys.stdout = sys.stderr  # fd 1 is already stderr (the driver redirected it)
+
+    send_lock = threading.Lock()
+
+    def send(message):
+        with send_lock:
+            results.send(message)
+
+    inboxes = []
+    for index in range(nthreads):
+        inbox = queue.Queue()
+        worker = threading.Thread(
+            target=_actor_worker,
+            args=(inbox, objects, send),
+            name="%s/%d" % (name, index),
+            daemon=True,
+        )
+        worker.start()
+        inboxes.append(inbox)
+    send(("ready", os.getpid()))
+
+    while True:
+        try:
+            thread, tag, objname, method, kwargs = commands.recv()
+        except (EOFError, OSError):
+            break  # the driver is gone or closed the pipe
+        inboxes[thread].put((tag, objname, method, kwargs))
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(0)
+
+
+def _actor_worker(inbox, objects, send):
+    while True:
+        tag, objname, method, kwargs = inbox.get()
+        try:
+            typename, obj = objects[objname]
+            spec = TYPES[typename]
+        except KeyError as exc:
+            now = time.monotonic_ns()
+            event = outcome_event(tag, now, now, None, exc)
+        else:
+            event = outcome_event(tag, *invoke(spec, method, obj, kwargs))
+        try:
+            send(event)
+        except Exception:
+            os._exit(3)  # the result pipe is broken: the driver is gone
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver side
+# ---------------------------------------------------------------------------------------------
+
+
+class RequestError(Exception):
+    def __init__(self, kind, message):
+        Exception.__init__(self, message)
+        self.kind = kind
+        self.message = message
+
+
+def _protocol_error(message):
+    return RequestError("ProtocolError", message)
+
+
+def _unsupported(message):
+    return RequestError("Unsupported", message)
+
+
+def _setup_error(message):
+    return RequestError("SetupError", message)
+
+
+class _Stop(BaseException):
+    """Raised by the signal handler: tear down and exit."""
+
+
+class Actor:
+    def __init__(self, name, threads, process, commands, results):
+        self.name = name
+        self.threads = threads
+        self.process = process
+        self.commands = commands  # driver's write end
+        self.results = results  # driver's read end
+        self.pid = None
+        self.alive = True  # False once killed, crashed or torn down
+        self.results_eof = False
+        self.running = {}  # thread -> tag of the call it runs
+        self.thread_of = {}  # tag -> thread
+        self.exitcode = None
+
+
+class Session:
+    def __init__(self, ctx, start_method):
+        self.ctx = ctx
+        self.start_method = start_method
+        self.objects = {}  # name -> (type name, object)
+        self.actors = {}  # name -> Actor, in setup order
+        self.tags = set()
+
+
+def _int_field(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _reject_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+# Signals whose default action does not end a process: `kill` refuses them.
+_NON_TERMINATING = frozenset(
+    getattr(signal, name)
+    for name in ("SIGCHLD", "SIGCONT", "SIGURG", "SIGWINCH", "SIGSTOP", "SIGTSTP", "SIGTTIN",
+                 "SIGTTOU")
+    if hasattr(signal, name)
+)
+
+
+class Driver:
+    def __init__(self, default_start_method, out, stdin_fd=0):
+        self.default_start_method = default_start_method
+        self.out = out
+        self.stdin_fd = stdin_fd
+        self.pid = os.getpid()
+        self.greeted = False
+        self.session = None
+        self.exiting = False
+        self.out_broken = False
+        self.stop_signum = None
+        self._shield = 0
+        self._stopping = False
+        self.ops = {
+            "hello": self.op_hello,
+            "setup": self.op_setup,
+            "call": self.op_call,
+            "kill": self.op_kill,
+            "teardown": self.op_teardown,
+            "bye": self.op_bye,
+        }
+
+    # -- output ---------------------------------------------------------------------------
+
+    def emit(self, message):
+        if self.out_broken:
+            return
+        data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        self._shield += 1
+        try:
+            self.out.write(data + b"\n")
+            self.out.flush()
+        except (OSError, ValueError) as exc:
+            self.out_broken = True
+            _log("cannot write to stdout (%s): shutting down" % exc)
+        finally:
+            self._shield -= 1
+
+    def reply_ok(self, rid, result):
+        self.emit({"id": rid, "ok": True, "result": result})
+
+    def reply_error(self, rid, kind, message):
+        self.emit({"id": rid, "ok": False, "error": {"kind": kind, "message": message}})
+
+    # -- signals --------------------------------------------------------------------------
+
+    def on_signal(self, signum, frame):
+        if os.getpid() != self.pid:
+            # A freshly forked child that has not reset its handlers yet: act as the default.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if self.stop_signum is None:
+            self.stop_signum = signum
+            if self._shield == 0:
+                raise _Stop()
+        elif not self._stopping:
+            raise _Stop()  # a second signal interrupts even a blocked write
+
+    def _check_stop(self):
+        if self.stop_signum is not None or self.out_broken:
+            raise _Stop()
+
+    # -- main loop ------------------------------------------------------------------------
+
+    def serve(self):
+        """Serve until bye, end of input or a signal; tear down; return the exit status."""
+        failed = False
+        try:
+            self._loop()
+        except _Stop:
+            pass
+        except Exception:
+            failed = True
+            _log("internal error, shutting down:\n%s" % traceback.format_exc())
+        finally:
+            self._stopping = True  # from here on, signals only set the flag
+            self._shield += 1
+        if self.stop_signum is not None:
+            _log("received signal %d: tearing down" % self.stop_signum)
+            status = 128 + self.stop_signum
+            # Best effort from here on: the suite may have stopped reading, and a full stdout
+            # pipe must not keep the driver from reaping its actors.
+            try:
+                os.set_blocking(self.out.fileno(), False)
+            except (OSError, ValueError):
+                pass
+        else:
+            status = 1 if (failed or self.out_broken) else 0
+        self.shutdown()
+        return status
+
+    def _loop(self):
+        pending = bytearray()
+        while True:
+            self._check_stop()
+            waitables = [self.stdin_fd]
+            for actor in self._live_actors():
+                if not actor.results_eof:
+                    waitables.append(actor.results)
+                waitables.append(actor.process.sentinel)
+            ready = multiprocessing.connection.wait(waitables)
+
+            # Results first, then deaths (a dead actor's last results precede its info events).
+            for actor in self._live_actors():
+                if not actor.results_eof and actor.results in ready:
+                    self._drain(actor)
+            for actor in self._live_actors():
+                if actor.process.sentinel in ready:
+                    self._on_death(actor)
+
+            if self.stdin_fd in ready:
+                try:
+                    chunk = os.read(self.stdin_fd, 1 << 16)
+                except OSError as exc:
+                    _log("cannot read stdin (%s): treating it as end of input" % exc)
+                    chunk = b""
+                if not chunk:
+                    if pending.strip():
+                        self.handle_line(bytes(pending))
+                    _log("end of input: tearing down")
+                    return
+                pending += chunk
+                while True:
+                    newline = pending.find(b"\n")
+                    if newline < 0:
+                        break
+                    line = bytes(pending[:newline])
+                    del pending[: newline + 1]
+                    self.handle_line(line)
+                    if self.exiting:
+                        return
+                    self._check_stop()
+
+    def _live_actors(self):
+        if self.session is None:
+            return []
+        return [a for a in self.session.actors.values() if a.alive]
+
+    def handle_line(self, line):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            self.reply_error(None, "ProtocolError", "request is not valid UTF-8")
+            return
+        try:
+            request = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            self.reply_error(None, "ProtocolError", "request is not JSON: %s" % exc)
+            return
+        if not isinstance(request, dict):
+            self.reply_error(None, "ProtocolError", "request is not a JSON object")
+            return
+        if "id" not in request:
+            self.reply_error(None, "ProtocolError", "request has no id")
+            return
+        rid = request["id"]
+        if not _int_field(rid):
+            self.reply_error(None, "ProtocolError", "request id must be an integer")
+            return
+        op = request.get("op")
+        if not isinstance(op, str):
+            self.reply_error(rid, "ProtocolError", "request has no op (a string)")
+            return
+        handler = self.ops.get(op)
+        if handler is None:
+            self.reply_error(rid, "ProtocolError", "unknown op %r" % op)
+            return
+        if not self.greeted and op != "hello":
+            self.reply_error(rid, "ProtocolError", "the first request must be hello")
+            return
+        try:
+            result = handler(request)
+        except RequestError as exc:
+            self.reply_error(rid, exc.kind, exc.message)
+            return
+        except Exception as exc:
+            _log("internal error in %s:\n%s" % (op, traceback.format_exc()))
+            kind = "SetupError" if op == "setup" else "ProtocolError"
+            self.reply_error(rid, kind, "driver internal error: %s: %s"
+                             % (_type_name(type(exc)), exc))
+            return
+        self.reply_ok(rid, result)
+
+    # -- hello ----------------------------------------------------------------------------
+
+    def op_hello(self, request):
+        version = request.get("protocol")
+        if not _int_field(version) or version != PROTOCOL_VERSION:
+            raise _protocol_error("this driver speaks protocol %d, not %r"
+                                  % (PROTOCOL_VERSION, version))
+        self.greeted = True
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "name": DRIVER_NAME,
+            "version": platform.python_version(),
+            "types": {name: list(spec.methods) for name, spec in TYPES.items()},
+            "features": list(FEATURES),
+            "start_methods": list(multiprocessing.get_all_start_methods()),
+        }
+
+    # -- setup ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _list_field(request, key):
+        value = request.get(key, [])
+        if not isinstance(value, list):
+            raise _protocol_error("%s must be a list" % key)
+        for index, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise _protocol_error("%s[%d] must be an object" % (key, index))
+        return value
+
+    @staticmethod
+    def _args_field(item, where):
+        args = item.get("args", {})
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise _protocol_error("%s: args must be an object" % where)
+        try:
+            return {key: decode_value(value) for key, value in args.items()}
+        except ValueDomainError as exc:
+            raise _protocol_error("%s: bad argument value: %s" % (where, exc))
+
+    @staticmethod
+    def _method_args(spec, typename, method, kwargs, where):
+        entry = spec.methods.get(method)
+        if entry is None:
+            raise _unsupported("%s: type %s has no method %r" % (where, typename, method))
+        unknown = sorted(set(kwargs) - entry.params)
+        if unknown:
+            raise _unsupported("%s: %s.%s takes no argument %s"
+                               % (where, typename, method, ", ".join(map(repr, unknown))))
+        if entry.convert is not None:
+            try:
+                kwargs = entry.convert(dict(kwargs))
+            except Exception as exc:
+                raise _protocol_error("%s: bad arguments for %s.%s: %s"
+                                      % (where, typename, method, exc))
+        return kwargs
+
+    def op_setup(self, request):
+        if self.session is not None:
+            raise _protocol_error("a setup is already active (teardown first)")
+        start_method = request.get("start_method")
+        if start_method is None:
+            start_method = self.default_start_method
+        if not isinstance(start_method, str):
+            raise _protocol_error("start_method must be a string")
+        if start_method not in multiprocessing.get_all_start_methods():
+            raise _unsupported("start method %r is not offered on this platform" % start_method)
+
+        # Validate everything before creating anything.
+        objects = []
+        for index, item in enumerate(self._list_field(request, "objects")):
+            where = "objects[%d]" % index
+            name, typename = item.get("name"), item.get("type")
+            if not isinstance(name, str) or not name:
+                raise _protocol_error("%s: name must be a non-empty string" % where)
+            if any(name == other for other, _, _ in objects):
+                raise _protocol_error("duplicate object name %r" % name)
+            if not isinstance(typename, str):
+                raise _protocol_error("%s: type must be a string" % where)
+            spec = TYPES.get(typename)
+            if spec is None:
+                raise _unsupported("unknown type %r" % typename)
+            kwargs = self._args_field(item, where)
+            unknown = sorted(set(kwargs) - spec.params)
+            if unknown:
+                raise _setup_error("%s: %s() takes no argument %s"
+                                   % (where, typename, ", ".join(map(repr, unknown))))
+            objects.append((name, typename, kwargs))
+        object_types = {name: typename for name, typename, _ in objects}
+
+        prelude = []
+        for index, item in enumerate(self._list_field(request, "prelude")):
+            where = "prelude[%d]" % index
+            objname, method = item.get("object"), item.get("method")
+            if objname not in object_types:
+                raise _protocol_error("%s: unknown object %r" % (where, objname))
+            if not isinstance(method, str):
+                raise _protocol_error("%s: method must be a string" % where)
+            typename = object_types[objname]
+            kwargs = self._method_args(TYPES[typename], typename, method,
+                                       self._args_field(item, where), where)
+            prelude.append((objname, method, kwargs))
+
+        actors = []
+        for index, item in enumerate(self._list_field(request, "actors")):
+            where = "actors[%d]" % index
+            name, threads = item.get("name"), item.get("threads", 1)
+            if not isinstance(name, str) or not name:
+                raise _protocol_error("%s: name must be a non-empty string" % where)
+            if any(name == other for other, _ in actors):
+                raise _protocol_error("duplicate actor name %r" % name)
+            if not _int_field(threads) or not 1 <= threads <= MAX_THREADS:
+                raise _protocol_error("%s: threads must be an integer in 1..%d"
+                                      % (where, MAX_THREADS))
+            actors.append((name, threads))
+
+        # Build.  On any failure, tear the partial setup down and reply SetupError.
+        ctx = multiprocessing.get_context(start_method)
+        session = Session(ctx, start_method)
+        self.session = session
+        try:
+            for name, typename, kwargs in objects:
+                try:
+                    session.objects[name] = (typename, TYPES[typename].create(ctx, kwargs))
+                except Exception as exc:
+                    raise _setup_error("cannot create %s %r: %s: %s"
+                                       % (typename, name, error_kind(exc), exc))
+            for index, (objname, method, kwargs) in enumerate(prelude):
+                typename, obj = session.objects[objname]
+                _, _, _, exc = invoke(TYPES[typename], method, obj, kwargs)
+                if exc is not None:
+                    raise _setup_error("prelude[%d] %s.%s raised %s: %s"
+                                       % (index, objname, method, error_kind(exc), exc))
+            for name, threads in actors:
+                self._start_actor(session, name, threads)
+            self._await_ready(session)
+        except BaseException:
+            self._teardown("teardown", announce=False)
+            raise
+        return {"actors": {a.name: {"pid": a.pid} for a in session.actors.values()}}
+
+    def _start_actor(self, session, name, threads):
+        ctx = session.ctx
+        command_r, command_w = ctx.Pipe(duplex=False)
+        result_r, result_w = ctx.Pipe(duplex=False)
+        # Every object goes to every actor, as a Process argument (inheritance).
+        process = ctx.Process(
+            target=_actor_main,
+            name="mpspec-actor-%s" % name,
+            args=(name, threads, dict(session.objects), command_r, result_w),
+            daemon=True,
+        )
+        actor = Actor(name, threads, process, command_w, result_r)
+        session.actors[name] = actor
+        _INHERITED.extend((command_w, result_r))
+        try:
+            process.start()
+        except Exception as exc:
+            actor.alive = False
+            self._close_actor(actor)
+            raise _setup_error("cannot start actor %r (%s): %s: %s"
+                               % (name, session.start_method, error_kind(exc), exc))
+        finally:
+            command_r.close()
+            result_w.close()
+        actor.pid = process.pid
+
+    def _await_ready(self, session):
+        deadline = time.monotonic() + READY_TIMEOUT
+        waiting = {}
+        for actor in session.actors.values():
+            waiting[actor.results] = actor
+            waiting[actor.process.sentinel] = actor
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                names = sorted({a.name for a in waiting.values()})
+                raise _setup_error("actors %s not ready after %.0f s"
+                                   % (", ".join(names), READY_TIMEOUT))
+            for handle in multiprocessing.connection.wait(list(waiting), remaining):
+                actor = waiting.get(handle)
+                if actor is None:
+                    continue
+                message = None
+                if handle is actor.results:
+                    try:
+                        message = actor.results.recv()
+                    except (EOFError, OSError):
+                        message = None
+                if isinstance(message, tuple) and message[:1] == ("ready",):
+                    del waiting[actor.results]
+                    del waiting[actor.process.sentinel]
+                    continue
+                actor.process.join(REAP_TIMEOUT)
+                raise _setup_error("actor %r did not start: exit code %s (its stderr says why)"
+                                   % (actor.name, actor.process.exitcode))
+
+    # -- call -----------------------------------------------------------------------------
+
+    def op_call(self, request):
+        session = self.session
+        if session is None:
+            raise _protocol_error("call without setup")
+        tag = request.get("tag")
+        if not isinstance(tag, str):
+            raise _protocol_error("call: tag must be a string")
+        if tag in session.tags:
+            raise _protocol_error("call: tag %r already used in this setup" % tag)
+        actor = session.actors.get(request.get("actor"))
+        if actor is None:
+            raise _protocol_error("call: unknown actor %r" % (request.get("actor"),))
+        if not actor.alive:
+            raise _protocol_error("call: actor %r is dead (exit code %s)"
+                                  % (actor.name, actor.exitcode))
+        thread = request.get("thread", 0)
+        if not _int_field(thread) or not 0 <= thread < actor.threads:
+            raise _protocol_error("call: actor %r has no thread %r" % (actor.name, thread))
+        objname = request.get("object")
+        if objname not in session.objects:
+            raise _protocol_error("call: unknown object %r" % (objname,))
+        method = request.get("method")
+        if not isinstance(method, str):
+            raise _protocol_error("call: method must be a string")
+        typename = session.objects[objname][0]
+        kwargs = self._method_args(TYPES[typename], typename, method,
+                                   self._args_field(request, "call"), "call")
+        if thread in actor.running:
+            raise _protocol_error("call: thread %d of actor %r is busy with call %r"
+                                  % (thread, actor.name, actor.running[thread]))
+        session.tags.add(tag)
+        actor.running[thread] = tag
+        actor.thread_of[tag] = thread
+        try:
+            actor.commands.send((thread, tag, objname, method, kwargs))
+        except (OSError, ValueError) as exc:
+            # The actor is dying; its sentinel will fire and the call gets its info event.
+            _log("cannot send call %r to actor %r: %s" % (tag, actor.name, exc))
+        return {}
+
+    # -- actor results and deaths ---------------------------------------------------------
+
+    def _drain(self, actor):
+        """Deliver every result the actor has already sent (never blocks)."""
+        while not actor.results_eof:
+            try:
+                if not actor.results.poll(0):
+                    return
+                message = actor.results.recv()
+            except (EOFError, OSError):
+                actor.results_eof = True
+                return
+            self._deliver(actor, message)
+
+    def _deliver(self, actor, message):
+        if not isinstance(message, dict) or "tag" not in message:
+            _log("unexpected message from actor %r: %r" % (actor.name, message))
+            return
+        tag = message["tag"]
+        thread = actor.thread_of.pop(tag, None)
+        if thread is None:
+            _log("result for unknown call %r from actor %r" % (tag, actor.name))
+            return
+        actor.running.pop(thread, None)
+        self.emit(message)
+
+    def _announce_lost(self, actor, reason):
+        for thread in sorted(actor.running):
+            tag = actor.running[thread]
+            self.emit({"event": "return", "tag": tag, "status": "info", "reason": reason})
+        actor.running.clear()
+        actor.thread_of.clear()
+
+    def _reap(self, actor, escalate=True):
+        """Join a signalled actor; SIGKILL it if it does not die in time.  True when reaped."""
+        process = actor.process
+        if process.pid is None:
+            return True
+        process.join(REAP_TIMEOUT)
+        if process.exitcode is None and escalate:
+            _log("actor %r (pid %d) still alive after its signal: sending SIGKILL"
+                 % (actor.name, process.pid))
+            try:
+                os.kill(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            process.join(REAP_TIMEOUT)
+        if process.exitcode is None:
+            _log("actor %r (pid %d) could not be reaped" % (actor.name, process.pid))
+            return False
+        return True
+
+    def _finish(self, actor, reason, announce=True):
+        """The actor is dead and reaped: deliver its results, then info events; free it."""
+        actor.alive = False
+        actor.exitcode = actor.process.exitcode
+        if announce:
+            self._drain(actor)
+            self._announce_lost(actor, reason)
+        self._close_actor(actor)
+
+    def _close_actor(self, actor):
+        for conn in (actor.commands, actor.results):
+            try:
+                conn.close()
+            except OSError:
+                pass
+            try:
+                _INHERITED.remove(conn)
+            except ValueError:
+                pass
+        if actor.process.exitcode is not None:
+            try:
+                actor.process.close()
+            except ValueError:
+                pass
+
+    def _on_death(self, actor):
+        self._reap(actor)
+        _log("actor %r (pid %s) died on its own, exit code %s"
+             % (actor.name, actor.pid, actor.process.exitcode))
+        self._finish(actor, "crashed")
+
+    # -- kill -----------------------------------------------------------------------------
+
+    def op_kill(self, request):
+        session = self.session
+        if session is None:
+            raise _protocol_error("kill without setup")
+        actor = session.actors.get(request.get("actor"))
+        if actor is None:
+            raise _protocol_error("kill: unknown actor %r" % (request.get("actor"),))
+        if not actor.alive:
+            raise _protocol_error("kill: actor %r is already dead (exit code %s)"
+                                  % (actor.name, actor.exitcode))
+        signum = request.get("signal", int(signal.SIGKILL))
+        if not _int_field(signum) or signum not in signal.valid_signals() or signum == 0:
+            raise _protocol_error("kill: invalid signal %r" % (signum,))
+        if signum in _NON_TERMINATING:
+            raise _unsupported("kill: signal %d does not terminate a process" % signum)
+        try:
+            os.kill(actor.pid, signum)
+        except ProcessLookupError:
+            pass  # already gone (reaped by nobody yet is impossible: it would be a zombie)
+        self._reap(actor)
+        self._finish(actor, "killed")
+        return {"exitcode": actor.exitcode}
+
+    # -- teardown / bye -------------------------------------------------------------------
+
+    def _teardown(self, reason, announce=True):
+        session = self.session
+        if session is None:
+            return
+        live = [a for a in session.actors.values() if a.alive]
+        for actor in live:
+            if actor.process.pid is not None and actor.process.exitcode is None:
+                try:
+                    os.kill(actor.process.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        for actor in live:
+            self._reap(actor)
+            self._finish(actor, reason, announce)
+        session.actors.clear()
+        session.objects.clear()
+        self.session = None
+        del session, live
+        # Drop the last references now: with spawn/forkserver this unlinks the named
+        # semaphores and unregisters them from the resource tracker.
+        gc.collect()
+
+    def op_teardown(self, request):
+        self._teardown("teardown")
+        return {}
+
+    def op_bye(self, request):
+        self._teardown("teardown")
+        _stop_helpers()
+        self.exiting = True
+        return {}
+
+    def shutdown(self):
+        try:
+            self._teardown("teardown")
+        except BaseException:
+            _log("error during teardown:\n%s" % traceback.format_exc())
+        # Anything multiprocessing still knows about (e.g. a start interrupted by a signal).
+        for child in multiprocessing.active_children():
+            try:
+                child.kill()
+                child.join(REAP_TIMEOUT)
+            except Exception:
+                pass
+        _stop_helpers()
+
+
+def _stop_helpers():
+    """Stop the resource tracker and forkserver processes, if this driver started them."""
+    helpers = (("multiprocessing.resource_tracker", "_resource_tracker"),
+               ("multiprocessing.forkserver", "_forkserver"))
+    for module_name, attribute in helpers:
+        module = sys.modules.get(module_name)
+        helper = getattr(module, attribute, None) if module is not None else None
+        stop = getattr(helper, "_stop", None)
+        if stop is None:
+            continue
+        try:
+            stop()
+        except Exception as exc:
+            _log("cannot stop %s: %s" % (module_name, exc))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="mpspec protocol-v1 driver for CPython "
+                                                 "multiprocessing")
+    parser.add_argument("--start-method", default="fork",
+                        choices=("fork", "spawn", "forkserver"),
+                        help="default start method of setups (default: fork)")
+    options = parser.parse_args(argv)
+    if options.start_method not in multiprocessing.get_all_start_methods():
+        parser.error("start method %r is not offered on this platform" % options.start_method)
+
+    # The protocol owns a private copy of stdout; fd 1 becomes stderr, so a stray print (here,
+    # in an actor or in a helper process) can never corrupt the protocol stream.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _INHERITED.append(out.raw)  # closed by forked actors without flushing
+
+    driver = Driver(options.start_method, out)
+    for signame in ("SIGTERM", "SIGINT", "SIGHUP"):
+        signum = getattr(signal, signame, None)
+        if signum is not None:
+            signal.signal(signum, driver.on_signal)
+    status = driver.serve()
+    try:
+        out.close()
+    except (OSError, ValueError):
+        pass
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,710 @@
+"""Tests of harness/drivers/cpython.py, the protocol-v1 driver for CPython multiprocessing.
+
+Run from the repository root:
+
+    python3 -m unittest discover -s harness/tests -p 'test_cpython_driver.py'
+
+Most tests run the driver as a subprocess and talk to it as the suite does.  Every wait is
+bounded, and a per-test watchdog kills the driver if a test overruns, so nothing can hang.
+Timing assertions follow spec/README.md section 7: handshakes for ordering, lower bounds only.
+"""
+
+import importlib.util
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# MPSPEC_CPYTHON_DRIVER points the tests at another copy of the driver (e.g. a mutant).
+DRIVER = os.environ.get("MPSPEC_CPYTHON_DRIVER") or os.path.normpath(
+    os.path.join(HERE, "..", "drivers", "cpython.py"))
+
+WAIT = 10.0  # bound on any single expected message (generous: "is woken" checks)
+GRACE = 0.1  # the `small` grace period of "is blocked" checks
+WATCHDOG = 25.0  # per test
+CLOCK_RESOLUTION_NS = 1000000
+
+
+def _load_driver_module():
+    spec = importlib.util.spec_from_file_location("mpspec_cpython_driver", DRIVER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _children_of(pid):
+    """Pids whose parent is `pid` (zombies included), from /proc."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(entry))
+    return children
+
+
+def _pid_exists(pid):
+    return os.path.exists("/proc/%d" % pid)
+
+
+def _kill_if_running(pids):
+    for pid in pids:
+        if _pid_running(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _pid_running(pid):
+    """True if `pid` exists and is not a zombie (an orphan's zombie waits for init)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+class Driver:
+    """A driver subprocess and a bounded, message-ordered view of its output."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen(
+            [sys.executable, DRIVER] + list(args),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.messages = queue.Queue()
+        self.log = []  # every message, in arrival order
+        self.bad_lines = []  # stdout lines that are not one JSON object
+        self.stderr_chunks = []
+        self.replies = {}
+        self.events = {}
+        self.next_id = 1
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _read_stdout(self):
+        for line in self.proc.stdout:
+            try:
+                message = json.loads(line.decode("utf-8"))
+                if not isinstance(message, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                self.bad_lines.append(line)
+                continue
+            self.messages.put(message)
+        self.messages.put(None)
+
+    def _read_stderr(self):
+        for chunk in iter(lambda: self.proc.stderr.read1(4096), b""):
+            self.stderr_chunks.append(chunk)
+
+    @property
+    def stderr(self):
+        return b"".join(self.stderr_chunks).decode("utf-8", "replace")
+
+    def _pump(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            message = self.messages.get(timeout=remaining)
+        except queue.Empty:
+            return False
+        if message is None:
+            self.messages.put(None)  # stays at end of file
+            raise AssertionError("driver closed stdout; stderr:\n" + self.stderr)
+        self.log.append(message)
+        if "event" in message:
+            self.events.setdefault(message.get("tag"), []).append(message)
+        else:
+            self.replies.setdefault(message.get("id"), []).append(message)
+        return True
+
+    def send_raw(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send(self, request):
+        self.send_raw(json.dumps(request).encode("utf-8") + b"\n")
+
+    # -- requests -------------------------------------------------------------------------
+
+    def request(self, op, **fields):
+        rid = self.next_id
+        self.next_id += 1
+        request = {"id": rid, "op": op}
+        request.update(fields)
+        self.send(request)
+        return self.wait_reply(rid)
+
+    def wait_reply(self, rid, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while not self.replies.get(rid):
+            if not self._pump(deadline):
+                raise AssertionError("no reply to request %r within %s s" % (rid, timeout))
+        return self.replies[rid].pop(0)
+
+    def ok(self, op, **fields):
+        reply = self.request(op, **fields)
+        if not reply.get("ok"):
+            raise AssertionError("%s failed: %r\nstderr:\n%s" % (op, reply, self.stderr))
+        return reply["result"]
+
+    def error(self, op, **fields):
+        reply = self.request(op, **fields)
+        if reply.get("ok") is not False:
+            raise AssertionError("%s was expected to fail: %r" % (op, reply))
+        return reply["error"]["kind"]
+
+    def hello(self):
+        return self.ok("hello", protocol=1)
+
+    def setup(self, actors, objects=None, prelude=None, **fields):
+        if objects is None:
+            objects = [{"name": "L", "type": "Lock", "args": {}}]
+        result = self.ok("setup", objects=objects, prelude=prelude or [], actors=actors,
+                         **fields)
+        return {name: info["pid"] for name, info in result["actors"].items()}
+
+    _tag_counter = 0
+
+    def call(self, actor, method, args=None, thread=0, obj="L"):
+        Driver._tag_counter += 1
+        tag = "t%d" % Driver._tag_counter
+        self.ok("call", tag=tag, actor=actor, thread=thread, object=obj, method=method,
+                args=args or {})
+        return tag
+
+    def wait_event(self, tag, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while not self.events.get(tag):
+            if not self._pump(deadline):
+                raise AssertionError("no return event for %r within %s s" % (tag, timeout))
+        return self.events[tag][0]
+
+    def returns_within(self, tag, seconds):
+        deadline = time.monotonic() + seconds
+        while not self.events.get(tag):
+            if not self._pump(deadline):
+                return False
+        return True
+
+    def value(self, tag):
+        event = self.wait_event(tag)
+        if event["status"] != "ok":
+            raise AssertionError("call %s did not return ok: %r" % (tag, event))
+        return event["value"]
+
+    # -- end ------------------------------------------------------------------------------
+
+    def wait_exit(self, timeout=WAIT):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("driver did not exit within %s s" % timeout)
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for reader in self._readers:
+            reader.join(WAIT)
+        # Close only the streams no reader is blocked on (closing a stream that another
+        # thread is reading would wait for that read, possibly for ever).
+        streams = [self.proc.stdin]
+        if not self._readers[0].is_alive():
+            streams.append(self.proc.stdout)
+        if not self._readers[1].is_alive():
+            streams.append(self.proc.stderr)
+        for stream in streams:
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class DriverTestCase(unittest.TestCase):
+    start_args = ()
+
+    def setUp(self):
+        self.drivers = []
+        self.expired = False
+        self.watchdog = threading.Timer(WATCHDOG, self._expire)
+        self.watchdog.daemon = True
+        self.watchdog.start()
+
+    def tearDown(self):
+        self.watchdog.cancel()
+        for driver in self.drivers:
+            driver.close()
+            self.assertEqual(driver.bad_lines, [], "non-protocol lines on stdout")
+        self.assertFalse(self.expired, "watchdog expired: the test overran %s s" % WATCHDOG)
+
+    def _expire(self):
+        self.expired = True
+        for driver in self.drivers:
+            if driver.proc.poll() is None:
+                driver.proc.kill()
+
+    def start(self, *args):
+        driver = Driver(*(args or self.start_args))
+        self.drivers.append(driver)
+        return driver
+
+    def greeted(self, *args):
+        driver = self.start(*args)
+        driver.hello()
+        return driver
+
+
+class HelloAndSetupTest(DriverTestCase):
+    def test_hello(self):
+        d = self.start()
+        result = d.hello()
+        self.assertEqual(result["protocol"], 1)
+        self.assertEqual(result["name"], "cpython")
+        import platform
+
+        self.assertEqual(result["version"], platform.python_version())
+        self.assertEqual(result["types"], {"Lock": ["acquire", "release", "__enter__",
+                                                    "__exit__"]})
+        self.assertEqual(set(result["features"]),
+                         {"timeout", "nonblocking", "threads", "kill", "prelude"})
+        import multiprocessing
+
+        self.assertEqual(result["start_methods"], multiprocessing.get_all_start_methods())
+        self.assertEqual(d.error("hello", protocol=2), "ProtocolError")
+
+    def test_setup_two_actors_nonblocking_acquire(self):
+        d = self.greeted()
+        pids = d.setup([{"name": "a", "threads": 1}, {"name": "b", "threads": 2}])
+        self.assertEqual(set(pids), {"a", "b"})
+        for pid in pids.values():
+            self.assertIn(pid, _children_of(d.proc.pid))
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        tag = d.call("b", "acquire", {"block": False})
+        self.assertIs(d.value(tag), False)
+        # [lock.acquire.nonblocking.timeout_ignored]: block=False ignores the timeout.
+        tag = d.call("b", "acquire", {"block": False, "timeout": 5.0}, thread=1)
+        self.assertIs(d.value(tag), False)
+        event = d.wait_event(tag)
+        self.assertLess(event["return_ns"] - event["invoke_ns"], 2 * 10**9)
+        self.assertIsNone(d.value(d.call("b", "release")))
+        d.ok("teardown")
+
+
+class LockBehaviourTest(DriverTestCase):
+    def test_blocked_acquire_wakes_after_release(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}, {"name": "b"}])
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        waiter = d.call("b", "acquire", {"block": True, "timeout": None})
+        self.assertFalse(d.returns_within(waiter, GRACE), "acquire on a held lock returned")
+        release = d.call("a", "release")
+        self.assertIsNone(d.value(release))
+        self.assertIs(d.value(waiter), True)
+        self.assertGreaterEqual(d.wait_event(waiter)["return_ns"],
+                                d.wait_event(release)["invoke_ns"])
+        for event in (d.wait_event(waiter), d.wait_event(release)):
+            self.assertLessEqual(event["invoke_ns"], event["return_ns"])
+
+    def test_release_unheld_is_value_error(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}])
+        event = d.wait_event(d.call("a", "release"))
+        self.assertEqual(event["status"], "error")
+        self.assertEqual(event["error"]["kind"], "ValueError")
+        self.assertIn("invoke_ns", event)
+        self.assertIn("return_ns", event)
+        # The lock is still free.
+        self.assertIs(d.value(d.call("a", "acquire", {"block": False})), True)
+
+    def test_timed_acquire_expires(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}, {"name": "b"}])
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        tag = d.call("b", "acquire", {"timeout": 0.2})
+        self.assertIs(d.value(tag), False)
+        event = d.wait_event(tag)
+        self.assertGreaterEqual(event["return_ns"] - event["invoke_ns"],
+                                int(0.2 * 10**9) - CLOCK_RESOLUTION_NS)
+
+    def test_scoped_form(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}, {"name": "b"}])
+        self.assertIs(d.value(d.call("a", "__enter__")), True)
+        self.assertIs(d.value(d.call("b", "acquire", {"block": False})), False)
+        self.assertIsNone(d.value(d.call("a", "__exit__")))
+        self.assertIs(d.value(d.call("b", "acquire", {"block": False})), True)
+
+    def test_prelude_acquire_then_actor_release(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}],
+                prelude=[{"object": "L", "method": "acquire", "args": {}}])
+        self.assertIs(d.value(d.call("a", "acquire", {"block": False})), False)
+        self.assertIsNone(d.value(d.call("a", "release")))
+        self.assertIs(d.value(d.call("a", "acquire", {"block": False})), True)
+
+    def test_prelude_error_is_setup_error_and_leaves_no_setup(self):
+        d = self.greeted()
+        reply = d.request("setup", objects=[{"name": "L", "type": "Lock"}],
+                          prelude=[{"object": "L", "method": "release"}],
+                          actors=[{"name": "a"}])
+        self.assertFalse(reply["ok"])
+        self.assertEqual(reply["error"]["kind"], "SetupError")
+        self.assertIn("ValueError", reply["error"]["message"])
+        self.assertEqual(_children_of(d.proc.pid), [])
+        d.setup([{"name": "a"}])  # no setup was left active
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+
+
+class KillTest(DriverTestCase):
+    def test_kill_holder(self):
+        d = self.greeted()
+        pids = d.setup([{"name": "a", "threads": 2}, {"name": "b"}])
+        self.assertIs(d.value(d.call("a", "acquire", thread=0)), True)
+        pending = d.call("a", "acquire", thread=1)
+        self.assertFalse(d.returns_within(pending, GRACE))
+        reply = d.request("kill", actor="a", signal=9)
+        self.assertTrue(reply["ok"], reply)
+        self.assertEqual(reply["result"], {"exitcode": -9})
+        info = d.wait_event(pending, timeout=0)
+        self.assertEqual(info, {"event": "return", "tag": pending, "status": "info",
+                                "reason": "killed"})
+        self.assertLess(d.log.index(info), d.log.index(reply), "info must precede the reply")
+        self.assertFalse(_pid_exists(pids["a"]), "killed actor not reaped")
+        # [lock.kill.holder] then [lock.kill.release_by_survivor].
+        self.assertIs(d.value(d.call("b", "acquire", {"block": False})), False)
+        self.assertIsNone(d.value(d.call("b", "release")))
+        self.assertIs(d.value(d.call("b", "acquire", {"block": False})), True)
+        # A killed actor takes no more calls and cannot be killed again.
+        self.assertEqual(d.error("call", tag="late", actor="a", thread=0, object="L",
+                                 method="release", args={}), "ProtocolError")
+        self.assertEqual(d.error("kill", actor="a"), "ProtocolError")
+
+    def test_kill_result_and_info_exactly_once(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}])
+        tag = d.call("a", "release")
+        reply = d.request("kill", actor="a")
+        self.assertEqual(reply["result"], {"exitcode": -9})
+        event = d.wait_event(tag, timeout=0)  # delivered before the reply, one way or the other
+        self.assertIn(event["status"], ("error", "info"))
+        self.assertFalse(d.returns_within("no-such-tag", GRACE))
+        self.assertEqual(len(d.events[tag]), 1)
+
+    def test_kill_with_sigterm(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}])
+        self.assertEqual(d.ok("kill", actor="a", signal=int(signal.SIGTERM)),
+                         {"exitcode": -int(signal.SIGTERM)})
+        self.assertEqual(d.error("kill", actor="a"), "ProtocolError")
+        self.assertEqual(d.error("kill", actor="zz"), "ProtocolError")
+
+    def test_actor_that_dies_on_its_own(self):
+        d = self.greeted()
+        pids = d.setup([{"name": "a"}, {"name": "b"}])
+        self.assertIs(d.value(d.call("b", "acquire")), True)
+        pending = d.call("a", "acquire")
+        self.assertFalse(d.returns_within(pending, GRACE))
+        os.kill(pids["a"], signal.SIGKILL)  # behind the driver's back
+        event = d.wait_event(pending)
+        self.assertEqual(event["status"], "info")
+        self.assertEqual(event["reason"], "crashed")
+        self.assertEqual(d.error("call", tag="late", actor="a", thread=0, object="L",
+                                 method="release", args={}), "ProtocolError")
+        self.assertNotIn(pids["a"], _children_of(d.proc.pid))
+        self.assertIsNone(d.value(d.call("b", "release")))
+
+
+class BadInputTest(DriverTestCase):
+    def raw(self, d, data):
+        d.send_raw(data)
+        deadline = time.monotonic() + WAIT
+        while not d.replies.get(None):
+            if not d._pump(deadline):
+                raise AssertionError("no reply to %r" % data)
+        return d.replies[None].pop(0)
+
+    def test_malformed_lines(self):
+        d = self.start()
+        for data in (b"not json\n", b"[1, 2]\n", b"\n", b'{"op": "hello"}\n',
+                     b'{"id": "x", "op": "hello"}\n', b"\xff\xfe\n", b'{"id": NaN}\n'):
+            reply = self.raw(d, data)
+            self.assertEqual(reply["ok"], False, data)
+            self.assertEqual(reply["error"]["kind"], "ProtocolError", data)
+        d.send_raw(b'{"id": 41}\n')  # an id but no op: the id is echoed
+        self.assertEqual(d.wait_reply(41)["error"]["kind"], "ProtocolError")
+        # Anything but hello first is refused.
+        self.assertEqual(d.error("setup", actors=[]), "ProtocolError")
+        self.assertEqual(d.error("frob"), "ProtocolError")
+        d.hello()
+        self.assertEqual(d.error("frob"), "ProtocolError")
+        self.assertEqual(d.error("call", tag="x", actor="a", object="L", method="acquire"),
+                         "ProtocolError")  # no setup
+
+        lock = [{"name": "L", "type": "Lock"}]
+        self.assertEqual(d.error("setup", objects=[{"name": "Q", "type": "Frob"}], actors=[]),
+                         "Unsupported")
+        self.assertEqual(d.error("setup", objects=lock, actors=[], start_method="threads"),
+                         "Unsupported")
+        self.assertEqual(d.error("setup", objects=lock + lock, actors=[]), "ProtocolError")
+        self.assertEqual(d.error("setup", objects=lock, actors=[{"name": "a"}, {"name": "a"}]),
+                         "ProtocolError")
+        self.assertEqual(d.error("setup", objects=lock, actors=[{"name": "a", "threads": 0}]),
+                         "ProtocolError")
+        self.assertEqual(d.error("setup", objects=[{"name": "L", "type": "Lock",
+                                                    "args": {"value": 3}}], actors=[]),
+                         "SetupError")
+        self.assertEqual(d.error("setup", objects=lock, actors=[],
+                                 prelude=[{"object": "L", "method": "frob"}]), "Unsupported")
+        self.assertEqual(d.error("setup", objects=lock, actors=[],
+                                 prelude=[{"object": "M", "method": "acquire"}]),
+                         "ProtocolError")
+        self.assertEqual(d.error("setup", objects="L", actors=[]), "ProtocolError")
+
+        d.setup([{"name": "a", "threads": 2}])
+        self.assertEqual(d.error("setup", objects=lock, actors=[]), "ProtocolError")  # twice
+        base = {"tag": "c1", "actor": "a", "thread": 0, "object": "L", "method": "acquire",
+                "args": {}}
+
+        def bad_call(**change):
+            request = dict(base)
+            request.update(change)
+            return d.error("call", **request)
+
+        self.assertEqual(bad_call(actor="zz"), "ProtocolError")
+        self.assertEqual(bad_call(thread=2), "ProtocolError")
+        self.assertEqual(bad_call(thread="0"), "ProtocolError")
+        self.assertEqual(bad_call(object="M"), "ProtocolError")
+        self.assertEqual(bad_call(method="frob"), "Unsupported")
+        self.assertEqual(bad_call(args={"frob": 1}), "Unsupported")
+        self.assertEqual(bad_call(args=[]), "ProtocolError")
+        self.assertEqual(bad_call(args={"timeout": {"$bytes": "!!"}}), "ProtocolError")
+        self.assertEqual(bad_call(tag=7), "ProtocolError")
+        self.assertEqual(d.error("kill", actor="a", signal=int(signal.SIGCHLD)), "Unsupported")
+        self.assertEqual(d.error("kill", actor="a", signal=100000), "ProtocolError")
+
+        # After all that, the driver still works; a used tag is refused.
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        tag = d.call("a", "release", thread=1)
+        self.assertIsNone(d.value(tag))
+        self.assertEqual(d.error("call", tag=tag, actor="a", thread=0, object="L",
+                                 method="release", args={}), "ProtocolError")
+        # A Python-level error of a call is an outcome, not a reply error.
+        event = d.wait_event(d.call("a", "acquire", {"block": False, "timeout": "x"}))
+        self.assertEqual(event["status"], "error")
+        self.assertEqual(event["error"]["kind"], "TypeError")
+
+    def test_call_to_busy_thread(self):
+        d = self.greeted()
+        d.setup([{"name": "a", "threads": 2}])
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        blocked = d.call("a", "acquire")  # thread 0 blocks: Lock is not re-entrant
+        self.assertFalse(d.returns_within(blocked, GRACE))
+        self.assertEqual(d.error("call", tag="busy", actor="a", thread=0, object="L",
+                                 method="release", args={}), "ProtocolError")
+        # Thread 1 of the same actor is free and can release for thread 0.
+        release = d.call("a", "release", thread=1)
+        self.assertIsNone(d.value(release))
+        self.assertIs(d.value(blocked), True)
+        # Thread 0 is free again.
+        self.assertIsNone(d.value(d.call("a", "release")))
+
+
+class LifecycleTest(DriverTestCase):
+    def test_teardown_and_bye_reap_everything(self):
+        d = self.greeted()
+        pids = d.setup([{"name": "a"}, {"name": "b"}])
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        pending = d.call("b", "acquire")
+        self.assertFalse(d.returns_within(pending, GRACE))
+        d.ok("teardown")
+        self.assertEqual(d.wait_event(pending, timeout=0)["reason"], "teardown")
+        self.assertEqual(_children_of(d.proc.pid), [], "children left after teardown")
+        self.assertEqual(d.ok("teardown"), {})  # without a setup: a no-op
+        # A new setup after teardown, then bye.
+        more = d.setup([{"name": "c", "threads": 3}])
+        self.assertIs(d.value(d.call("c", "acquire", thread=2)), True)
+        self.assertEqual(d.ok("bye"), {})
+        self.assertEqual(d.wait_exit(), 0)
+        for pid in list(pids.values()) + list(more.values()):
+            self.assertFalse(_pid_exists(pid), "actor %d left behind" % pid)
+
+    def test_end_of_input_tears_down(self):
+        d = self.greeted()
+        pids = d.setup([{"name": "a"}, {"name": "b"}])
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        pending = d.call("b", "acquire")
+        d.proc.stdin.close()
+        self.assertEqual(d.wait_exit(), 0)
+        self.assertEqual(d.wait_event(pending)["status"], "info")
+        for pid in pids.values():
+            self.assertFalse(_pid_exists(pid))
+
+    def test_sigterm_tears_down(self):
+        d = self.greeted()
+        pids = d.setup([{"name": "a"}])
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        pending = d.call("a", "acquire")
+        self.assertFalse(d.returns_within(pending, GRACE))
+        d.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(d.wait_exit(), 128 + signal.SIGTERM)
+        self.assertEqual(d.wait_event(pending)["reason"], "teardown")
+        self.assertFalse(_pid_exists(pids["a"]))
+
+
+    def test_killed_driver_leaves_no_running_actor(self):
+        # If the driver itself is SIGKILLed, its actors hold neither its stdout (the suite
+        # sees end of file) nor the driver's end of their command pipes (they exit).
+        d = self.greeted()
+        pids = d.setup([{"name": "a"}, {"name": "b", "threads": 2}])
+        self.addCleanup(_kill_if_running, list(pids.values()))  # if the driver fails this
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        d.call("b", "acquire")
+        d.proc.kill()
+        self.assertEqual(d.wait_exit(), -signal.SIGKILL)
+        self.assertIsNone(d.messages.get(timeout=WAIT), "stdout did not reach end of file")
+        d.messages.put(None)
+        deadline = time.monotonic() + WAIT
+        for pid in pids.values():
+            while _pid_running(pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertFalse(_pid_running(pid), "actor %d outlived its driver" % pid)
+
+
+class StartMethodTest(DriverTestCase):
+    def check_basic(self, d, method, via_setup):
+        fields = {"start_method": method} if via_setup else {}
+        pids = d.setup([{"name": "a"}, {"name": "b"}],
+                       prelude=[{"object": "L", "method": "acquire"}], **fields)
+        # [lock.process.inherit_held]: held by the parent, released by a child.
+        self.assertIs(d.value(d.call("a", "acquire", {"block": False})), False)
+        self.assertIsNone(d.value(d.call("a", "release")))
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        self.assertIs(d.value(d.call("b", "acquire", {"block": False})), False)
+        waiter = d.call("b", "acquire", {"timeout": 5.0})
+        self.assertIsNone(d.value(d.call("a", "release")))
+        self.assertIs(d.value(waiter), True)
+        kind = d.wait_event(d.call("a", "release", {}))  # b holds it: a may release it
+        self.assertEqual(kind["status"], "ok")
+        self.assertEqual(d.wait_event(d.call("b", "release"))["error"]["kind"], "ValueError")
+        helpers = _children_of(d.proc.pid)
+        self.assertEqual(d.ok("bye"), {})
+        self.assertEqual(d.wait_exit(), 0)
+        for pid in list(pids.values()) + helpers:
+            self.assertFalse(_pid_exists(pid), "process %d left behind" % pid)
+        self.assertNotIn("leaked", d.stderr)
+        self.assertNotIn("Traceback", d.stderr)
+
+    def test_spawn_from_command_line(self):
+        d = self.greeted("--start-method", "spawn")
+        self.check_basic(d, "spawn", via_setup=False)
+
+    def test_spawn_from_setup(self):
+        d = self.greeted()
+        self.check_basic(d, "spawn", via_setup=True)
+
+    def test_forkserver_from_setup(self):
+        import multiprocessing
+
+        if "forkserver" not in multiprocessing.get_all_start_methods():
+            self.skipTest("no forkserver on this platform")
+        d = self.greeted()
+        self.check_basic(d, "forkserver", via_setup=True)
+
+
+class PureFunctionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.m = _load_driver_module()
+
+    def test_error_kinds(self):
+        import multiprocessing
+        import multiprocessing.managers
+        import queue as queue_module
+
+        cases = [
+            (ValueError("x"), "ValueError"),
+            (UnicodeDecodeError("utf-8", b"", 0, 1, "x"), "ValueError"),
+            (AssertionError(), "AssertionError"),
+            (RuntimeError(), "RuntimeError"),
+            (RecursionError(), "RuntimeError"),
+            (NotImplementedError(), "NotImplementedError"),
+            (TypeError(), "TypeError"),
+            (OSError(22, "Invalid argument"), "OSError"),
+            (BrokenPipeError(), "OSError"),
+            (TimeoutError(), "OSError"),  # builtin TimeoutError is an OSError
+            (OverflowError(), "OverflowError"),
+            (EOFError(), "EOFError"),
+            (threading.BrokenBarrierError(), "BrokenBarrierError"),
+            (queue_module.Full(), "Full"),
+            (queue_module.Empty(), "Empty"),
+            (multiprocessing.BufferTooShort(), "BufferTooShort"),
+            (multiprocessing.AuthenticationError(), "AuthenticationError"),
+            (multiprocessing.TimeoutError(), "TimeoutError"),
+            (multiprocessing.ProcessError(), "ProcessError"),
+            (multiprocessing.managers.RemoteError(), "RemoteError"),
+            (KeyError("k"), "Other"),
+            (ZeroDivisionError(), "Other"),
+            (KeyboardInterrupt(), "Other"),
+        ]
+        for exc, kind in cases:
+            with self.subTest(exc=type(exc).__name__):
+                self.assertEqual(self.m.error_kind(exc), kind)
+        payload = self.m.error_payload(KeyError("k"))
+        self.assertTrue(payload["message"].startswith("KeyError"), payload)
+
+    def test_values(self):
+        m = self.m
+        self.assertEqual(m.encode_value((1, b"\x00\xff", [None, 2.5])),
+                         [1, {"$bytes": "AP8="}, [None, 2.5]])
+        self.assertEqual(m.encode_value(bytearray(b"ab")), {"$bytes": "YWI="})
+        self.assertEqual(m.decode_value({"k": [{"$bytes": "AP8="}]}), {"k": [b"\x00\xff"]})
+        for bad in (float("nan"), float("inf"), 1 << 63, {1: 2}, {"$bytes": "x"}, object(),
+                    {1, 2}, "\ud800"):
+            with self.subTest(bad=repr(bad)):
+                with self.assertRaises(m.ValueDomainError):
+                    m.encode_value(bad)
+        for bad in ({"$bytes": "!!"}, {"$bytes": 3}, 1 << 63, float("inf")):
+            with self.subTest(bad=repr(bad)):
+                with self.assertRaises(m.ValueDomainError):
+                    m.decode_value(bad)
+
+    def test_outcome_event_out_of_domain_is_other(self):
+        event = self.m.outcome_event("t", 1, 2, object(), None)
+        self.assertEqual(event["status"], "error")
+        self.assertEqual(event["error"]["kind"], "Other")
+        self.assertTrue(event["error"]["message"].startswith("object"))
+
+
+if __name__ == "__main__":
+    unittest.main()
