@@ -79,7 +79,9 @@ model::Lock::Op translate_lock(const Operation& o) {
       if (o.error_kind.empty()) throw IllegalOutcome("raised an error without a kind");
       op.outcome = model::Raised{o.error_kind};
       break;
-    case OpStatus::kInfo: op.outcome = model::Unknown{}; break;
+    case OpStatus::kInfo:
+      op.outcome = model::Unknown{};
+      break;
   }
   return op;
 }
@@ -116,9 +118,8 @@ ObjectResult check_object(const std::string& object, const std::vector<const Ope
     } catch (const IllegalOutcome& e) {
       if (!illegal_id) {
         illegal_id = o->id;
-        illegal = context(*o) + " " +
-                  detail::format_interval(o->invoke_ns, o->return_ns, origin) + " " +
-                  e.what();
+        illegal = context(*o) + " " + detail::format_interval(o->invoke_ns, o->return_ns, origin) +
+                  " " + e.what();
       }
       ++illegal_count;
       continue;
@@ -172,9 +173,9 @@ SearchLimits limits_for(std::chrono::milliseconds budget) {
 Result check_history(const mpspec::History& history, std::chrono::milliseconds budget) {
   for (const auto& [name, type] : history.objects) {
     if (!type_table().count(type))
-      throw std::invalid_argument("object '" + name + "' has type '" + type +
-                                  "', for which the checker has no model (it has: " +
-                                  known_types() + ")");
+      throw std::invalid_argument(
+          "object '" + name + "' has type '" + type +
+          "', for which the checker has no model (it has: " + known_types() + ")");
   }
   std::map<std::string, std::vector<const Operation*>> by_object;
   std::set<int> ids;
@@ -211,8 +212,8 @@ Result check_history(const mpspec::History& history, std::chrono::milliseconds b
 
 std::string Result::summary() const {
   std::string out = std::string("history: ") + to_string(verdict) + " (" +
-                    std::to_string(objects.size()) + " object" +
-                    (objects.size() == 1 ? "" : "s") + ")\n";
+                    std::to_string(objects.size()) + " object" + (objects.size() == 1 ? "" : "s") +
+                    ")\n";
   for (const ObjectResult& o : objects) {
     out += o.object + " (" + o.type + "): " + to_string(o.verdict) + "\n";
     std::size_t start = 0;

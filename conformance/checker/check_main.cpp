@@ -77,15 +77,17 @@ int main(int argc, char** argv) {
     if (j.contains("expect") && j["expect"].is_string())
       std::cout << "expect: " << j["expect"].get<std::string>() << "\n";
     const auto start = std::chrono::steady_clock::now();
-    const auto result =
-        mpspec::check::check_history(history, std::chrono::milliseconds(budget_ms));
+    const auto result = mpspec::check::check_history(history, std::chrono::milliseconds(budget_ms));
     const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - start;
     std::cout << result.summary() << "checked " << history.ops.size() << " ops in " << took.count()
               << " ms\n";
     switch (result.verdict) {
-      case mpspec::check::Verdict::kLinearizable: return 0;
-      case mpspec::check::Verdict::kNotLinearizable: return 1;
-      case mpspec::check::Verdict::kUnknown: return 2;
+      case mpspec::check::Verdict::kLinearizable:
+        return 0;
+      case mpspec::check::Verdict::kNotLinearizable:
+        return 1;
+      case mpspec::check::Verdict::kUnknown:
+        return 2;
     }
     return 2;
   } catch (const std::invalid_argument& e) {

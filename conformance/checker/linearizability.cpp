@@ -7,9 +7,12 @@ namespace mpspec::check {
 
 const char* to_string(Verdict v) {
   switch (v) {
-    case Verdict::kLinearizable: return "linearizable";
-    case Verdict::kNotLinearizable: return "not linearizable";
-    case Verdict::kUnknown: return "unknown";
+    case Verdict::kLinearizable:
+      return "linearizable";
+    case Verdict::kNotLinearizable:
+      return "not linearizable";
+    case Verdict::kUnknown:
+      return "unknown";
   }
   return "?";
 }

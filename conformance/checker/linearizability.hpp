@@ -63,8 +63,8 @@ const char* to_string(Verdict v);
 // One operation of one object's history, translated for model M.
 template <model::Model M>
 struct TimedOp {
-  int id = 0;        // the history's op id, for reports
-  std::string who;   // "actor/thread", for reports
+  int id = 0;       // the history's op id, for reports
+  std::string who;  // "actor/thread", for reports
   typename M::Op op{};
   std::int64_t invoke_ns = 0;
   std::optional<std::int64_t> return_ns;  // nullopt: outcome unknown (`info`), returns at +inf
@@ -109,11 +109,11 @@ class Memo {
   // The current configuration's set of linearized operations, as a view (see the file comment).
   struct Key {
     std::uint64_t hash = 0;
-    std::uint32_t frontier = 0;         // first completed op (call order) not linearized
-    std::uint32_t count = 0;            // completed ops linearized
+    std::uint32_t frontier = 0;             // first completed op (call order) not linearized
+    std::uint32_t count = 0;                // completed ops linearized
     const std::uint64_t* window = nullptr;  // completed-op bit words from word frontier / 64
     std::uint32_t window_words = 0;
-    const std::uint64_t* info = nullptr;    // `info`-op bit words, trailing zero words trimmed
+    const std::uint64_t* info = nullptr;  // `info`-op bit words, trailing zero words trimmed
     std::uint32_t info_words = 0;
   };
 
@@ -129,8 +129,8 @@ class Memo {
     std::uint64_t* words = allocate(std::size_t{key.window_words} + key.info_words);
     std::copy_n(key.window, key.window_words, words);
     std::copy_n(key.info, key.info_words, words + key.window_words);
-    entries_.push_back(Entry{key.hash, key.frontier, key.count, key.window_words, key.info_words,
-                             words, state});
+    entries_.push_back(
+        Entry{key.hash, key.frontier, key.count, key.window_words, key.info_words, words, state});
     if (entries_.size() >= 0xffffffffULL) throw std::length_error("memo table full");
     table_[i] = static_cast<std::uint32_t>(entries_.size());
     return true;
@@ -140,7 +140,7 @@ class Memo {
 
   std::size_t bytes() const {
     return entries_.size() * sizeof(Entry) + table_.capacity() * sizeof(std::uint32_t) +
-           blocks_.size() * kBlockWords * sizeof(std::uint64_t) + big_words_ * sizeof(std::uint64_t);
+           block_total_ * sizeof(std::uint64_t) + big_words_ * sizeof(std::uint64_t);
   }
 
  private:
@@ -155,7 +155,8 @@ class Memo {
 
   static bool same(const Entry& e, const Key& k, const State& state) {
     return e.frontier == k.frontier && e.count == k.count && e.window_words == k.window_words &&
-           e.info_words == k.info_words && std::equal(k.window, k.window + k.window_words, e.words) &&
+           e.info_words == k.info_words &&
+           std::equal(k.window, k.window + k.window_words, e.words) &&
            std::equal(k.info, k.info + k.info_words, e.words + e.window_words) && e.state == state;
   }
 
@@ -170,16 +171,19 @@ class Memo {
     }
   }
 
-  // Word storage in fixed blocks: never moves, never needs one huge reallocation.
+  // Word storage in blocks (growing to kBlockWords): never moves, never one huge reallocation.
   std::uint64_t* allocate(std::size_t n) {
     if (n == 0) return nullptr;
     if (n > kBlockWords / 4) {
-      big_.push_back(std::make_unique<std::uint64_t[]>(n));
+      big_.push_back(std::make_unique_for_overwrite<std::uint64_t[]>(n));
       big_words_ += n;
       return big_.back().get();
     }
-    if (blocks_.empty() || used_ + n > kBlockWords) {
-      blocks_.push_back(std::make_unique<std::uint64_t[]>(kBlockWords));
+    if (blocks_.empty() || used_ + n > block_words_) {
+      const std::size_t grown = blocks_.empty() ? 1024 : 2 * block_words_;
+      block_words_ = std::min(kBlockWords, std::max(grown, 4 * n));
+      blocks_.push_back(std::make_unique_for_overwrite<std::uint64_t[]>(block_words_));
+      block_total_ += block_words_;
       used_ = 0;
     }
     std::uint64_t* p = blocks_.back().get() + used_;
@@ -191,7 +195,7 @@ class Memo {
   std::vector<std::uint32_t> table_;  // 0: empty; otherwise entry index + 1
   std::size_t mask_ = 0;
   std::vector<std::unique_ptr<std::uint64_t[]>> blocks_, big_;
-  std::size_t used_ = 0, big_words_ = 0;
+  std::size_t used_ = 0, block_words_ = 0, block_total_ = 0, big_words_ = 0;
 };
 
 template <model::Model M>
@@ -431,8 +435,8 @@ class Search {
   // The prefix: its length, its order (abridged) and its last few ops.
   std::string describe_prefix(const std::vector<int>& prefix, const State& after) const {
     std::string out = "longest linearizable prefix: " + std::to_string(prefix.size()) + " of " +
-                      std::to_string(h_.size()) + " ops, leaving the " +
-                      std::string(M::kTypeName) + " " + M::describe(after);
+                      std::to_string(h_.size()) + " ops, leaving the " + std::string(M::kTypeName) +
+                      " " + M::describe(after);
     if (prefix.empty()) return out + "\n";
     out += "; order:";
     const std::size_t shown = 30;
@@ -452,9 +456,9 @@ class Search {
     for (const Frame& f : stack_) order.push_back(f.op);
     r.longest_prefix = ids(order);
     r.configurations = memo_.size();
-    r.explanation = "linearizable: " + std::to_string(h_.size()) + " ops, " +
-                    std::to_string(order.size()) + " in the linearization found (" +
-                    std::to_string(memo_.size()) + " configurations explored)";
+    r.explanation =
+        "linearizable: " + std::to_string(h_.size()) + " ops, " + std::to_string(order.size()) +
+        " in the linearization found; configurations explored: " + std::to_string(memo_.size());
     return r;
   }
 
@@ -466,8 +470,8 @@ class Search {
     const int fail = *best_fail_;
     std::string out = "not linearizable: no order of the " + std::to_string(h_.size()) +
                       " ops that respects their real-time intervals is accepted by the " +
-                      std::string(M::kTypeName) + " model (" + std::to_string(memo_.size()) +
-                      " configurations explored).\n";
+                      std::string(M::kTypeName) +
+                      " model; configurations explored: " + std::to_string(memo_.size()) + "\n";
     out += describe_prefix(best_, *best_state_);
     out += "it breaks at " + line(fail) + "\n  which must take effect before it returns, but " +
            why_not(fail) + "\n";
@@ -501,12 +505,11 @@ class Search {
       for (const Frame& f : stack_) prefix.push_back(f.op);
     }
     r.longest_prefix = ids(prefix);
-    r.explanation = std::string("unknown: the search's ") +
-                    (out_of_memory ? "memory cap" : "time budget") +
-                    " ran out after " + std::to_string(memo_.size()) +
-                    " configurations, before a verdict; the longest linearizable prefix found "
-                    "has " + std::to_string(prefix.size()) + " of " + std::to_string(h_.size()) +
-                    " ops";
+    r.explanation =
+        std::string("unknown: the search's ") + (out_of_memory ? "memory cap" : "time budget") +
+        " ran out before a verdict; configurations explored: " + std::to_string(memo_.size()) +
+        "; longest linearizable prefix found: " + std::to_string(prefix.size()) + " of " +
+        std::to_string(h_.size()) + " ops";
     return r;
   }
 
