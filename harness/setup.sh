@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mpspec needs to build and test, and only those missing.
+#
+#   harness/setup.sh            (./mpspec run and ./mpspec test call it; MPSPEC_NO_SETUP=1 skips)
+#
+# Says exactly what it installs. Silent, and fast, when everything is present. Runs
+# `apt-get update` (once) only when something must be installed; uses sudo only when not root.
+set -euo pipefail
+
+# Libraries and tools, checked with dpkg-query.
+packages=(libgtest-dev librapidcheck-dev libbenchmark-dev nlohmann-json3-dev libssl-dev python3)
+# Commands: their Debian package is installed only when the command is absent (a cmake or a
+# compiler from elsewhere is fine).
+declare -A commands=([cmake]=cmake [g++]=g++)
+
+say() { printf 'setup.sh: %s\n' "$*" >&2; }
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  say "not a Debian-like system (no dpkg-query / apt-get): install the equivalents of"
+  say "  ${packages[*]} cmake g++"
+  say "yourself; CMake reports what it cannot find."
+  exit 0
+fi
+
+missing=()
+# One dpkg-query call for every package; "ii " in db:Status-Abbrev means installed.
+installed="$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${packages[@]}" 2>/dev/null || true)"
+for p in "${packages[@]}"; do
+  if ! grep -Eq "^${p}(:[a-z0-9]+)? ii" <<<"$installed"; then
+    missing+=("$p")
+  fi
+done
+for c in "${!commands[@]}"; do
+  command -v "$c" >/dev/null 2>&1 || missing+=("${commands[$c]}")
+done
+
+if ((${#missing[@]} == 0)); then
+  # cmake present: warn (only) when it is older than the presets need.
+  if v="$(cmake --version 2>/dev/null | sed -n '1s/^cmake version \([0-9]*\.[0-9]*\).*/\1/p')" &&
+     [[ -n "$v" ]] && ! printf '3.25\n%s\n' "$v" | sort -V -C; then
+    say "warning: cmake $v is older than 3.25, which CMakePresets.json needs"
+  fi
+  exit 0
+fi
+
+if ((EUID == 0)); then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  say "missing Debian packages: ${missing[*]}"
+  say "not root and no sudo: run as root:  apt-get update && apt-get install -y ${missing[*]}"
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+say "installing missing Debian packages: ${missing[*]}"
+say "running: ${sudo[*]:+${sudo[*]} }apt-get update"
+${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+say "running: ${sudo[*]:+${sudo[*]} }apt-get install -y --no-install-recommends ${missing[*]}"
+${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+say "installed: ${missing[*]}"
