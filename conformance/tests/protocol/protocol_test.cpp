@@ -208,13 +208,15 @@ TEST(Protocol, TeardownReportsRunningCallsAndByeExits) {
       << "teardown without setup is a no-op";
   ASSERT_TRUE(
       setup_lock(d, Json::array({Json{{"name", "a"}}, Json{{"name", "b"}}})).value("ok", false));
-  for (const char* who : {"a", "b"})
-    ASSERT_TRUE(d.request(Json{{"op", "call"}, {"tag", who}, {"actor", who}, {"object", "L"},
-                               {"method", "acquire"}},
-                          kLimit)
-                    .value("ok", false));
+  auto acquire = [&](const char* who) {
+    return d.request(Json{{"op", "call"}, {"tag", who}, {"actor", who}, {"object", "L"},
+                          {"method", "acquire"}},
+                     kLimit);
+  };
+  ASSERT_TRUE(acquire("a").value("ok", false));
   Json first = ev.get("a");
   ASSERT_EQ(first.value("status", ""), "ok") << first.dump();
+  ASSERT_TRUE(acquire("b").value("ok", false));  // blocks: a holds the lock
   ASSERT_TRUE(d.request(Json{{"op", "teardown"}}, kLimit).value("ok", false));
   auto e = d.next_event(monotonic_ns());
   ASSERT_TRUE(e.has_value()) << "no info event for the blocked call before the teardown reply";
