@@ -372,10 +372,21 @@ class Driver {
     if (actors.size() > kMaxActors) throw RequestError("ProtocolError", "too many actors");
 
     objects_.clear();
+    struct Lookup : Objects {
+      std::map<std::string, ObjectSlot>& all;
+      explicit Lookup(std::map<std::string, ObjectSlot>& a) : all(a) {}
+      Object& get(const std::string& name) const override {
+        auto it = all.find(name);
+        if (it == all.end())
+          throw KindError("ValueError", "no object named '" + name + "' (yet) in this setup");
+        return *it->second.object;
+      }
+    } lookup(objects_);
     for (const auto& o : objects) {
       const std::string name = o.at("name"), type = o.at("type");
       try {
-        objects_[name] = ObjectSlot{type, type_of(type).create(o.value("args", Json::object()))};
+        objects_[name] =
+            ObjectSlot{type, type_of(type).create(o.value("args", Json::object()), lookup)};
       } catch (const std::exception& e) {
         objects_.clear();
         auto [kind, message] = describe_exception(backend_, e);
@@ -612,6 +623,24 @@ class Driver {
 };
 
 }  // namespace
+
+Object& Objects::ref(const Json& ref) const {
+  if (!ref.is_object() || !ref.contains("$ref") || !ref["$ref"].is_string())
+    throw KindError("TypeError", "expected an object reference {\"$ref\": name}, got " + ref.dump());
+  return get(ref["$ref"].get<std::string>());
+}
+
+BoundCall::BoundCall(const Json& spec, const Objects& objects) {
+  if (!spec.is_object() || !spec.contains("$call") || !spec["$call"].is_array() ||
+      spec["$call"].size() != 2 || !spec["$call"][0].is_string() || !spec["$call"][1].is_string())
+    throw KindError("TypeError", "expected a callable {\"$call\": [object, method]}, got " +
+                                     spec.dump());
+  name_ = spec["$call"][0].get<std::string>();
+  method_ = spec["$call"][1].get<std::string>();
+  object_ = &objects.get(name_);
+}
+
+std::string BoundCall::describe() const { return name_ + "." + method_ + "()"; }
 
 std::optional<double> timeout_arg(const Json& args, const char* key) {
   if (!args.contains(key) || args[key].is_null()) return std::nullopt;

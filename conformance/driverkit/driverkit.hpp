@@ -45,10 +45,39 @@ class Object {
   virtual Json call(const std::string& method, const Json& args) = 0;
 };
 
+// The objects created so far in the current setup, for factories whose arguments name other
+// objects (`{"$ref": "L"}`, `{"$call": ["E", "is_set"]}`, spec/protocol.md §6). Objects
+// live until teardown, in the driver and (inherited) in every actor at the same address, so a
+// factory may keep the pointers it looks up.
+class Objects {
+ public:
+  virtual ~Objects() = default;
+  // The object named `name`; throws KindError("ValueError") when there is none.
+  virtual Object& get(const std::string& name) const = 0;
+  // Resolves a `{"$ref": name}` argument; throws KindError("TypeError") when `ref` is not one.
+  Object& ref(const Json& ref) const;
+};
+
+// A `{"$call": [object, method]}` argument, resolved: calls the method with no arguments.
+class BoundCall {
+ public:
+  BoundCall() = default;
+  // Throws KindError("TypeError") when `spec` is not a `$call`, ("ValueError") when the object
+  // does not exist.
+  BoundCall(const Json& spec, const Objects& objects);
+  explicit operator bool() const { return object_ != nullptr; }
+  Json operator()() const { return object_->call(method_, Json::object()); }
+  std::string describe() const;
+
+ private:
+  Object* object_ = nullptr;
+  std::string name_, method_;
+};
+
 struct Type {
   std::vector<std::string> methods;
   // Creates an object from the setup's `args`; throws KindError on bad arguments.
-  std::function<std::unique_ptr<Object>(const Json& args)> create;
+  std::function<std::unique_ptr<Object>(const Json& args, const Objects& objects)> create;
 };
 
 struct Backend {

@@ -1,0 +1,16 @@
+// Deliberately broken backends, one file per family. Each family's install function
+// recognises its mutant names and installs the broken type(s); it returns false for names it
+// does not know. harness/backends.toml lists each mutant with the tests that must catch it.
+#pragma once
+
+#include <string>
+
+#include "driverkit.hpp"
+
+namespace mpspec::mutants {
+
+using driverkit::Json;
+
+bool install_lock_mutant(const std::string& which, driverkit::Backend& b);
+
+}  // namespace mpspec::mutants

@@ -1,0 +1,8 @@
+// semaphore in the reference backend (not offered yet: registers nothing).
+#include "types.hpp"
+
+namespace mpspec::reference_backend {
+
+void register_semaphore(driverkit::Backend&) {}
+
+}  // namespace mpspec::reference_backend

@@ -1,0 +1,29 @@
+// The reference backend's type table, one file per type: each registers its type with the
+// driver kit. A type whose file registers nothing is simply not offered (tests report
+// UNSUPPORTED).
+#pragma once
+
+#include <mp/lock.hpp>
+
+#include "driverkit.hpp"
+
+namespace mpspec::reference_backend {
+
+// Object classes other adapters need (a Condition takes a Lock or an RLock by reference).
+class LockObject : public driverkit::Object {
+ public:
+  driverkit::Json call(const std::string& method, const driverkit::Json& args) override;
+  mp::Lock& get() { return lock_; }
+
+ private:
+  mp::Lock lock_;
+};
+
+void register_lock(driverkit::Backend& b);
+void register_rlock(driverkit::Backend& b);
+void register_semaphore(driverkit::Backend& b);  // Semaphore and BoundedSemaphore
+void register_event(driverkit::Backend& b);
+void register_condition(driverkit::Backend& b);
+void register_barrier(driverkit::Backend& b);
+
+}  // namespace mpspec::reference_backend
