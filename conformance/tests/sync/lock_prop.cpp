@@ -12,6 +12,7 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include <iostream>
 #include <ostream>
 #include <sstream>
 
@@ -166,7 +167,13 @@ check::Result run_program(const Program& p, std::string& report) {
   }
   s.teardown();
   check::Result r = s.check();
-  if (r.verdict != check::Verdict::kLinearizable) report = r.summary();
+  if (r.verdict != check::Verdict::kLinearizable) {
+    report = r.summary();
+    // Printed at once: runs are nondeterministic, so the shrunk case RapidCheck ends with may
+    // not fail again; this history is the evidence of the failure that was seen.
+    std::cerr << "[LockProp] " << check::to_string(r.verdict) << " run of\n"
+              << describe(p) << report << "\n";
+  }
   return r;
 }
 
