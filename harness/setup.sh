@@ -9,6 +9,9 @@ set -euo pipefail
 
 # Libraries and tools, checked with dpkg-query.
 packages=(libgtest-dev librapidcheck-dev libbenchmark-dev nlohmann-json3-dev libssl-dev python3)
+# Optional: backends that run only when their package is there (python3-multiprocess: backend
+# multiprocess). Installed when missing, best effort: a failure is reported, never fatal.
+optional=(python3-multiprocess)
 # Commands: their Debian package is installed only when the command is absent (a cmake or a
 # compiler from elsewhere is fine).
 declare -A commands=([cmake]=cmake [g++]=g++)
@@ -23,18 +26,50 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
 fi
 
 missing=()
+missing_optional=()
 # One dpkg-query call for every package; "ii " in db:Status-Abbrev means installed.
-installed="$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${packages[@]}" 2>/dev/null || true)"
+installed="$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${packages[@]}" "${optional[@]}" 2>/dev/null || true)"
 for p in "${packages[@]}"; do
   if ! grep -Eq "^${p}(:[a-z0-9]+)? ii" <<<"$installed"; then
     missing+=("$p")
+  fi
+done
+for p in "${optional[@]}"; do
+  if ! grep -Eq "^${p}(:[a-z0-9]+)? ii" <<<"$installed"; then
+    missing_optional+=("$p")
   fi
 done
 for c in "${!commands[@]}"; do
   command -v "$c" >/dev/null 2>&1 || missing+=("${commands[$c]}")
 done
 
+# Best effort: the optional packages. Never fails setup.
+install_optional() {
+  ((${#missing_optional[@]} == 0)) && return 0
+  if ((EUID != 0)) && ! command -v sudo >/dev/null 2>&1; then
+    say "optional packages missing: ${missing_optional[*]} (their backends are unavailable);"
+    say "  not root and no sudo: to add them, as root: apt-get install -y ${missing_optional[*]}"
+    return 0
+  fi
+  local sudo_opt=()
+  ((EUID != 0)) && sudo_opt=(sudo)
+  say "installing missing optional packages: ${missing_optional[*]}"
+  if ! ${updated:-false}; then
+    ${sudo_opt[@]+"${sudo_opt[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+      say "warning: apt-get update failed"
+  fi
+  if ${sudo_opt[@]+"${sudo_opt[@]}"} env DEBIAN_FRONTEND=noninteractive \
+       apt-get install -y -qq --no-install-recommends "${missing_optional[@]}" >/dev/null; then
+    say "installed: ${missing_optional[*]}"
+  else
+    say "warning: could not install the optional packages ${missing_optional[*]}; their" \
+        "backends stay unavailable (./mpspec backends says why)"
+  fi
+  return 0
+}
+
 if ((${#missing[@]} == 0)); then
+  install_optional || true
   # cmake present: warn (only) when it is older than the presets need.
   if v="$(cmake --version 2>/dev/null | sed -n '1s/^cmake version \([0-9]*\.[0-9]*\).*/\1/p')" &&
      [[ -n "$v" ]] && ! printf '3.25\n%s\n' "$v" | sort -V -C; then
@@ -61,3 +96,5 @@ say "running: ${sudo[*]:+${sudo[*]} }apt-get install -y --no-install-recommends 
 ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 say "installed: ${missing[*]}"
+updated=true
+install_optional || true

@@ -6,9 +6,19 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "models/event.hpp"
 #include "models/lock.hpp"
+#include "models/rlock.hpp"
+#include "models/semaphore.hpp"
 
 namespace mpspec::check {
+
+// Per-type translations kept in their own files.
+model::Event::Op translate_event(const Operation& o);  // check_event.cpp
+model::RLock::Op translate_rlock(const Operation& o);  // check_semaphores.cpp
+model::Semaphore::Op translate_semaphore(const Operation& o);  // check_semaphores.cpp
+model::BoundedSemaphore::Op translate_bounded_semaphore(const Operation& o);  // ditto
+
 namespace {
 
 using nlohmann::json;
@@ -147,7 +157,12 @@ ObjectResult check_object(const std::string& object, const std::vector<const Ope
 // translate_<type>() above, and a row here.
 const std::map<std::string, ObjectChecker, std::less<>>& type_table() {
   static const std::map<std::string, ObjectChecker, std::less<>> table = {
+      {"Event", &check_object<model::Event, &translate_event>},
       {"Lock", &check_object<model::Lock, &translate_lock>},
+      {"RLock", &check_object<model::RLock, &translate_rlock>},
+      {"Semaphore", &check_object<model::Semaphore, &translate_semaphore>},
+      {"BoundedSemaphore",
+       &check_object<model::BoundedSemaphore, &translate_bounded_semaphore>},
   };
   return table;
 }

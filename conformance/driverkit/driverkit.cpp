@@ -226,9 +226,26 @@ class RequestError : public std::runtime_error {
   std::string kind;
 };
 
+// The objects of the current setup, by name. Lives as long as the driver, so an object may
+// keep a reference to it and resolve `{"$call": ...}` arguments of later calls (in an actor,
+// the inherited copy at the same address).
+class ObjectTable : public Objects {
+ public:
+  explicit ObjectTable(std::map<std::string, ObjectSlot>& all) : all_(all) {}
+  Object& get(const std::string& name) const override {
+    auto it = all_.find(name);
+    if (it == all_.end())
+      throw KindError("ValueError", "no object named '" + name + "' (yet) in this setup");
+    return *it->second.object;
+  }
+
+ private:
+  std::map<std::string, ObjectSlot>& all_;
+};
+
 class Driver {
  public:
-  explicit Driver(const Backend& b) : backend_(b), in_(0) {}
+  explicit Driver(const Backend& b) : backend_(b), in_(0), lookup_(objects_) {}
 
   int loop() {
     for (;;) {
@@ -372,21 +389,12 @@ class Driver {
     if (actors.size() > kMaxActors) throw RequestError("ProtocolError", "too many actors");
 
     objects_.clear();
-    struct Lookup : Objects {
-      std::map<std::string, ObjectSlot>& all;
-      explicit Lookup(std::map<std::string, ObjectSlot>& a) : all(a) {}
-      Object& get(const std::string& name) const override {
-        auto it = all.find(name);
-        if (it == all.end())
-          throw KindError("ValueError", "no object named '" + name + "' (yet) in this setup");
-        return *it->second.object;
-      }
-    } lookup(objects_);
+
     for (const auto& o : objects) {
       const std::string name = o.at("name"), type = o.at("type");
       try {
         objects_[name] =
-            ObjectSlot{type, type_of(type).create(o.value("args", Json::object()), lookup)};
+            ObjectSlot{type, type_of(type).create(o.value("args", Json::object()), lookup_)};
       } catch (const std::exception& e) {
         objects_.clear();
         auto [kind, message] = describe_exception(backend_, e);
@@ -619,6 +627,7 @@ class Driver {
   bool said_hello_ = false;
   bool active_ = false;
   std::map<std::string, ObjectSlot> objects_;
+  ObjectTable lookup_;
   std::vector<ActorProc> actors_;
 };
 

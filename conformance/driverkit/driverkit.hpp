@@ -45,10 +45,11 @@ class Object {
   virtual Json call(const std::string& method, const Json& args) = 0;
 };
 
-// The objects created so far in the current setup, for factories whose arguments name other
-// objects (`{"$ref": "L"}`, `{"$call": ["E", "is_set"]}`, spec/protocol.md §6). Objects
-// live until teardown, in the driver and (inherited) in every actor at the same address, so a
-// factory may keep the pointers it looks up.
+// The objects of the current setup, for factories whose arguments name other objects
+// (`{"$ref": "L"}`, `{"$call": ["E", "is_set"]}`, spec/protocol.md §6). Objects live until
+// teardown, in the driver and (inherited) in every actor at the same address, so a factory
+// may keep the pointers it looks up, and may keep the `Objects&` itself to resolve arguments
+// of later calls (e.g. Condition.wait_for's predicate) in the actor.
 class Objects {
  public:
   virtual ~Objects() = default;

@@ -4,6 +4,7 @@
 Usage::
 
     python3 harness/drivers/cpython.py [--start-method fork|spawn|forkserver]
+                                       [--module multiprocessing|multiprocess] [--check]
 
 Requests arrive as JSON lines on stdin; replies and ``return`` events leave as JSON lines on
 stdout; everything else (logs, tracebacks of actors) goes to stderr.  The protocol is
@@ -16,19 +17,22 @@ Layout of this file:
 
 * the type table (``TYPES``): one ``TypeSpec`` per protocol type, with its constructor and
   its ``Method`` entries; adding a type is one entry (see harness/drivers/README.md);
+* references to other objects (``{"$ref": name}``, ``{"$call": [name, method]}``): resolved
+  in the driver for constructor arguments, by name in the actor for call arguments;
 * the value codec (protocol JSON <-> Python) and the error-kind mapping;
 * the actor side: ``_actor_main`` (module level so that spawn and forkserver children can
   import it) and its worker threads;
 * the driver side: ``Driver``, a single-threaded event loop that waits on stdin and on every
   actor's result pipe and process sentinel, so no call ever blocks it.
 
-Standard library only; runs on Python 3.9 and later.
+Standard library only; runs on Python 3.8 and later (MIN_PYTHON).
 """
 
 import argparse
 import base64
 import binascii
 import gc
+import importlib
 import json
 import math
 import multiprocessing
@@ -43,7 +47,14 @@ import time
 import traceback
 
 PROTOCOL_VERSION = 1
-DRIVER_NAME = "cpython"
+# The oldest Python the driver runs on (harness/drivers/README.md; --check tests it).
+MIN_PYTHON = (3, 8)
+
+# The package under test: the standard library's ``multiprocessing`` (backend "cpython"), or a
+# drop-in fork of it with the same layout, chosen with --module (``multiprocess``, the
+# dill-based fork: backend "multiprocess").  Module name -> the name the hello reply gives.
+MODULES = {"multiprocessing": "cpython", "multiprocess": "multiprocess"}
+MP = multiprocessing
 FEATURES = ["timeout", "nonblocking", "threads", "kill", "prelude"]
 
 # Upper bound on worker threads per actor (a sanity limit, not a CPython one).
@@ -60,6 +71,8 @@ def _timeout_multiplier():
 
 # How long setup waits for every actor to report ready (the `huge` timing class).
 READY_TIMEOUT = 60.0 * _timeout_multiplier()
+# How long a prelude call may take (prelude calls must complete at once, protocol 3.2).
+PRELUDE_TIMEOUT = 10.0 * _timeout_multiplier()
 # How long the driver waits for a signalled actor to die before it escalates to SIGKILL.
 REAP_TIMEOUT = 10.0 * _timeout_multiplier()
 
@@ -144,10 +157,172 @@ def _create_lock(ctx, kwargs):
     return ctx.Lock(**kwargs)
 
 
-# Protocol type name -> TypeSpec.  Keep in sync with spec/protocol.md section 6.
+def _attribute(name):
+    """A protocol method that reads the attribute `name` (Barrier.parties, n_waiting, broken)."""
+
+    def call(obj, kwargs):
+        return getattr, (obj, name), {}
+
+    return Method(call=call)
+
+
+def _condition_methods():
+    return dict(_semlock_methods(), **{
+        "wait": Method("timeout"),
+        "wait_for": Method("predicate", "timeout"),
+        "notify": Method("n"),
+        "notify_all": Method(),
+    })
+
+
+# Protocol type name -> TypeSpec.  Keep in sync with spec/protocol.md section 6.  Constructor
+# arguments arrive with their references resolved ({"$ref": name} is the object itself,
+# {"$call": [name, method]} a _BoundCall), see Driver._constructor_ref.
 TYPES = {
     "Lock": TypeSpec(_create_lock, _semlock_methods()),
+    "RLock": TypeSpec(lambda ctx, kw: ctx.RLock(**kw), _semlock_methods()),
+    "Semaphore": TypeSpec(lambda ctx, kw: ctx.Semaphore(**kw),
+                          dict(_semlock_methods(), get_value=Method()),
+                          params=("value",)),
+    "BoundedSemaphore": TypeSpec(lambda ctx, kw: ctx.BoundedSemaphore(**kw),
+                                 dict(_semlock_methods(), get_value=Method()),
+                                 params=("value",)),
+    "Event": TypeSpec(lambda ctx, kw: ctx.Event(**kw), {
+        "is_set": Method(),
+        "set": Method(),
+        "clear": Method(),
+        "wait": Method("timeout"),
+    }),
+    "Condition": TypeSpec(lambda ctx, kw: ctx.Condition(**kw), _condition_methods(),
+                          params=("lock",)),
+    "Barrier": TypeSpec(lambda ctx, kw: ctx.Barrier(**kw), {
+        "wait": Method("timeout"),
+        "abort": Method(),
+        "reset": Method(),
+        "parties": _attribute("parties"),
+        "n_waiting": _attribute("n_waiting"),
+        "broken": _attribute("broken"),
+    }, params=("parties", "action", "timeout")),
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# References to other objects: {"$ref": name} and {"$call": [name, method]} (protocol section 6)
+# ---------------------------------------------------------------------------------------------
+
+
+class _BoundCall:
+    """A resolved ``{"$call": [object, method]}``: calling it runs the protocol method
+    ``method`` of ``obj`` (a protocol object of type ``typename``) without arguments, through
+    the type table (so ``{"$call": ["B", "broken"]}`` reads the attribute), and returns its
+    value.
+
+    Module level and picklable, so that a Barrier action or a Condition predicate works with
+    every start method: under spawn and forkserver it is pickled with the Barrier while the
+    actor is spawned, and ``obj`` (an Event, a Semaphore, ...) may be pickled then.
+    """
+
+    __slots__ = ("typename", "obj", "method")
+
+    def __init__(self, typename, obj, method):
+        self.typename = typename
+        self.obj = obj
+        self.method = method
+
+    def __call__(self):
+        func, args, kwargs = TYPES[self.typename].methods[self.method].prepare(
+            self.method, self.obj, {})
+        return func(*args, **kwargs)
+
+    def __reduce__(self):
+        return _BoundCall, (self.typename, self.obj, self.method)
+
+    def __repr__(self):
+        return "<$call %s.%s>" % (self.typename, self.method)
+
+
+# A reference in call arguments, by object name: ``(_NAMED, name, method)``, method None for
+# ``$ref``.  It travels to the actor through the command pipe and is bound there (the objects
+# cannot travel through a pipe, their names can).  A plain tuple, not a class: decoded protocol
+# values never hold tuples, and a tuple survives any pickler (multiprocess's dill pickles
+# classes of ``__main__`` by value, which would defeat an isinstance test in the actor).
+_NAMED = "mpspec-named-reference"
+
+
+def _is_named(value):
+    return type(value) is tuple and len(value) == 3 and value[0] == _NAMED
+
+
+def _bind_named(value, objects):
+    _, name, method = value
+    typename, obj = objects[name]
+    return obj if method is None else _BoundCall(typename, obj, method)
+
+
+class RefError(Exception):
+    """A malformed reference, or one to an unknown object or method."""
+
+
+def _parse_ref(value):
+    """(name, method) of a reference (method None for $ref); None when `value` is not one."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    if "$ref" in value:
+        name = value["$ref"]
+        if not isinstance(name, str):
+            raise RefError("$ref must hold an object name (a string)")
+        return name, None
+    if "$call" in value:
+        target = value["$call"]
+        if (not isinstance(target, list) or len(target) != 2
+                or not all(isinstance(item, str) for item in target)):
+            raise RefError("$call must hold [object name, method name]")
+        return target[0], target[1]
+    return None
+
+
+def _map_refs(value, convert):
+    """`value` with every reference replaced by convert(name, method)."""
+    ref = _parse_ref(value)
+    if ref is not None:
+        return convert(*ref)
+    if isinstance(value, dict):
+        return {key: _map_refs(item, convert) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_map_refs(item, convert) for item in value]
+    return value
+
+
+def _check_ref(object_types, name, method):
+    """Raise RefError unless `name` is an object of `object_types` with protocol `method`."""
+    if name not in object_types:
+        raise RefError("reference to unknown object %r" % (name,))
+    if method is not None:
+        entry = TYPES[object_types[name]].methods.get(method)
+        if entry is None:
+            raise RefError("$call: type %s has no method %r" % (object_types[name], method))
+
+
+def _name_refs(kwargs, object_types):
+    """Call arguments: references -> named references (checked against the setup's objects)."""
+
+    def convert(name, method):
+        _check_ref(object_types, name, method)
+        return (_NAMED, name, method)
+
+    return _map_refs(kwargs, convert)
+
+
+def _bind_refs(value, objects):
+    """Named references -> the object / a _BoundCall, with `objects` (name -> (type name,
+    object))."""
+    if _is_named(value):
+        return _bind_named(value, objects)
+    if isinstance(value, dict):
+        return {key: _bind_refs(item, objects) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_bind_refs(item, objects) for item in value]
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,8 +410,6 @@ _ERROR_KINDS = None
 def _error_kind_table():
     global _ERROR_KINDS
     if _ERROR_KINDS is None:
-        import multiprocessing.managers
-
         table = {
             ValueError: "ValueError",
             AssertionError: "AssertionError",
@@ -250,12 +423,23 @@ def _error_kind_table():
             threading.BrokenBarrierError: "BrokenBarrierError",
             queue.Full: "Full",
             queue.Empty: "Empty",
-            multiprocessing.ProcessError: "ProcessError",
-            multiprocessing.BufferTooShort: "BufferTooShort",
-            multiprocessing.AuthenticationError: "AuthenticationError",
-            multiprocessing.TimeoutError: "TimeoutError",
-            multiprocessing.managers.RemoteError: "RemoteError",
         }
+        # The exceptions of the package under test, and of the standard library's (a fork
+        # like multiprocess has its own classes).  In an actor, the package that started it.
+        names = {"multiprocessing", MP.__name__} | (set(MODULES) & set(sys.modules))
+        for module_name in sorted(names):
+            try:
+                module = importlib.import_module(module_name)
+                managers = importlib.import_module(module_name + ".managers")
+            except ImportError:
+                continue
+            table.update({
+                module.ProcessError: "ProcessError",
+                module.BufferTooShort: "BufferTooShort",
+                module.AuthenticationError: "AuthenticationError",
+                module.TimeoutError: "TimeoutError",
+                managers.RemoteError: "RemoteError",
+            })
         _ERROR_KINDS = table
     return _ERROR_KINDS
 
@@ -395,6 +579,7 @@ def _actor_worker(inbox, objects, send):
         try:
             typename, obj = objects[objname]
             spec = TYPES[typename]
+            kwargs = _bind_refs(kwargs, objects)
         except KeyError as exc:
             now = time.monotonic_ns()
             event = outcome_event(tag, now, now, None, exc)
@@ -428,6 +613,53 @@ def _unsupported(message):
 
 def _setup_error(message):
     return RequestError("SetupError", message)
+
+
+class PreludeTimeout(Exception):
+    """A prelude call that did not complete in time (protocol 3.2: it must not block)."""
+
+
+class _PreludeRunner:
+    """Runs a setup's prelude calls in the driver, in order, on one helper thread.
+
+    One thread for the whole prelude, so that ownership carries from call to call as if the
+    driver ran them itself (an RLock or a Condition acquired by one prelude call and notified
+    or released by a later one).  Each call is awaited with a bound, so that a prelude that
+    blocks (which the suite must not send: a Barrier.wait, an acquire of a held lock) costs a
+    SetupError instead of the driver's main loop.  A wedged thread stays blocked until the
+    driver exits (a daemon thread).
+    """
+
+    def __init__(self):
+        self.requests = queue.Queue()
+        self.outcomes = queue.Queue()
+        self.wedged = False
+        self.thread = threading.Thread(target=self._serve, name="mpspec-prelude", daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            job = self.requests.get()
+            if job is None:
+                return
+            self.outcomes.put(invoke(*job))
+
+    def run(self, spec, method, obj, kwargs):
+        """The exception the call raised, or None."""
+        self.requests.put((spec, method, obj, kwargs))
+        try:
+            return self.outcomes.get(timeout=PRELUDE_TIMEOUT)[3]
+        except queue.Empty:
+            self.wedged = True
+            return PreludeTimeout("the call did not complete within %.0f s (prelude calls "
+                                  "must not block)" % PRELUDE_TIMEOUT)
+
+    def stop(self):
+        """Ends the thread, and waits for it unless it is wedged (the actors are forked after
+        this: better with one thread only)."""
+        self.requests.put(None)
+        if not self.wedged:
+            self.thread.join()
 
 
 class _Stop(BaseException):
@@ -576,7 +808,7 @@ class Driver:
                 if not actor.results_eof:
                     waitables.append(actor.results)
                 waitables.append(actor.process.sentinel)
-            ready = multiprocessing.connection.wait(waitables)
+            ready = MP.connection.wait(waitables)
 
             # Results first, then deaths (a dead actor's last results precede its info events).
             for actor in self._live_actors():
@@ -669,11 +901,11 @@ class Driver:
         self.greeted = True
         return {
             "protocol": PROTOCOL_VERSION,
-            "name": DRIVER_NAME,
-            "version": platform.python_version(),
+            "name": MODULES.get(MP.__name__, MP.__name__),
+            "version": package_version(),
             "types": {name: list(spec.methods) for name, spec in TYPES.items()},
             "features": list(FEATURES),
-            "start_methods": list(multiprocessing.get_all_start_methods()),
+            "start_methods": list(MP.get_all_start_methods()),
         }
 
     # -- setup ----------------------------------------------------------------------------
@@ -701,7 +933,7 @@ class Driver:
             raise _protocol_error("%s: bad argument value: %s" % (where, exc))
 
     @staticmethod
-    def _method_args(spec, typename, method, kwargs, where):
+    def _method_args(spec, typename, method, kwargs, where, object_types):
         entry = spec.methods.get(method)
         if entry is None:
             raise _unsupported("%s: type %s has no method %r" % (where, typename, method))
@@ -715,7 +947,10 @@ class Driver:
             except Exception as exc:
                 raise _protocol_error("%s: bad arguments for %s.%s: %s"
                                       % (where, typename, method, exc))
-        return kwargs
+        try:
+            return _name_refs(kwargs, object_types)
+        except RefError as exc:
+            raise _protocol_error("%s: %s" % (where, exc))
 
     def op_setup(self, request):
         if self.session is not None:
@@ -725,7 +960,7 @@ class Driver:
             start_method = self.default_start_method
         if not isinstance(start_method, str):
             raise _protocol_error("start_method must be a string")
-        if start_method not in multiprocessing.get_all_start_methods():
+        if start_method not in MP.get_all_start_methods():
             raise _unsupported("start method %r is not offered on this platform" % start_method)
 
         # Validate everything before creating anything.
@@ -760,7 +995,7 @@ class Driver:
                 raise _protocol_error("%s: method must be a string" % where)
             typename = object_types[objname]
             kwargs = self._method_args(TYPES[typename], typename, method,
-                                       self._args_field(item, where), where)
+                                       self._args_field(item, where), where, object_types)
             prelude.append((objname, method, kwargs))
 
         actors = []
@@ -777,22 +1012,35 @@ class Driver:
             actors.append((name, threads))
 
         # Build.  On any failure, tear the partial setup down and reply SetupError.
-        ctx = multiprocessing.get_context(start_method)
+        ctx = MP.get_context(start_method)
+        if start_method != "fork":
+            self._start_resource_tracker(start_method)
         session = Session(ctx, start_method)
         self.session = session
         try:
             for name, typename, kwargs in objects:
                 try:
+                    kwargs = _map_refs(kwargs, self._constructor_ref(session.objects))
+                except RefError as exc:
+                    raise _setup_error("cannot create %s %r: %s" % (typename, name, exc))
+                try:
                     session.objects[name] = (typename, TYPES[typename].create(ctx, kwargs))
                 except Exception as exc:
                     raise _setup_error("cannot create %s %r: %s: %s"
                                        % (typename, name, error_kind(exc), exc))
-            for index, (objname, method, kwargs) in enumerate(prelude):
-                typename, obj = session.objects[objname]
-                _, _, _, exc = invoke(TYPES[typename], method, obj, kwargs)
-                if exc is not None:
-                    raise _setup_error("prelude[%d] %s.%s raised %s: %s"
-                                       % (index, objname, method, error_kind(exc), exc))
+            runner = _PreludeRunner() if prelude else None
+            try:
+                for index, (objname, method, kwargs) in enumerate(prelude):
+                    typename, obj = session.objects[objname]
+                    exc = runner.run(TYPES[typename], method, obj,
+                                     _bind_refs(kwargs, session.objects))
+                    if exc is not None:
+                        raise _setup_error("prelude[%d] %s.%s raised %s: %s"
+                                           % (index, objname, method, error_kind(exc), exc))
+            finally:
+                if runner is not None:
+                    runner.stop()
+                    del runner
             for name, threads in actors:
                 self._start_actor(session, name, threads)
             self._await_ready(session)
@@ -800,6 +1048,31 @@ class Driver:
             self._teardown("teardown", announce=False)
             raise
         return {"actors": {a.name: {"pid": a.pid} for a in session.actors.values()}}
+
+    @staticmethod
+    def _start_resource_tracker(start_method):
+        """Objects of a spawn or forkserver context keep named semaphores that the resource
+        tracker unlinks if the driver dies.  Start it before creating any: if it cannot start,
+        SemLock's constructor would fail after creating its semaphore and before registering
+        its finalizer, leaking the name in /dev/shm (multiprocess 0.70.12 on Python 3.11)."""
+        try:
+            tracker = importlib.import_module(MP.__name__ + ".resource_tracker")
+            tracker.ensure_running()
+        except Exception as exc:
+            raise _setup_error("start method %r cannot be used: the resource tracker of %s "
+                               "does not start: %s: %s"
+                               % (start_method, MP.__name__, error_kind(exc), exc))
+
+    @staticmethod
+    def _constructor_ref(created):
+        """References in constructor arguments name objects created before (protocol 6)."""
+
+        def convert(name, method):
+            _check_ref({n: entry[0] for n, entry in created.items()}, name, method)
+            typename, obj = created[name]
+            return obj if method is None else _BoundCall(typename, obj, method)
+
+        return convert
 
     def _start_actor(self, session, name, threads):
         ctx = session.ctx
@@ -839,7 +1112,7 @@ class Driver:
                 names = sorted({a.name for a in waiting.values()})
                 raise _setup_error("actors %s not ready after %.0f s"
                                    % (", ".join(names), READY_TIMEOUT))
-            for handle in multiprocessing.connection.wait(list(waiting), remaining):
+            for handle in MP.connection.wait(list(waiting), remaining):
                 actor = waiting.get(handle)
                 if actor is None:
                     continue
@@ -884,8 +1157,9 @@ class Driver:
         if not isinstance(method, str):
             raise _protocol_error("call: method must be a string")
         typename = session.objects[objname][0]
+        object_types = {name: entry[0] for name, entry in session.objects.items()}
         kwargs = self._method_args(TYPES[typename], typename, method,
-                                   self._args_field(request, "call"), "call")
+                                   self._args_field(request, "call"), "call", object_types)
         if thread in actor.running:
             raise _protocol_error("call: thread %d of actor %r is busy with call %r"
                                   % (thread, actor.name, actor.running[thread]))
@@ -1047,7 +1321,7 @@ class Driver:
         except BaseException:
             _log("error during teardown:\n%s" % traceback.format_exc())
         # Anything multiprocessing still knows about (e.g. a start interrupted by a signal).
-        for child in multiprocessing.active_children():
+        for child in MP.active_children():
             try:
                 child.kill()
                 child.join(REAP_TIMEOUT)
@@ -1058,8 +1332,8 @@ class Driver:
 
 def _stop_helpers():
     """Stop the resource tracker and forkserver processes, if this driver started them."""
-    helpers = (("multiprocessing.resource_tracker", "_resource_tracker"),
-               ("multiprocessing.forkserver", "_forkserver"))
+    helpers = ((MP.__name__ + ".resource_tracker", "_resource_tracker"),
+               (MP.__name__ + ".forkserver", "_forkserver"))
     for module_name, attribute in helpers:
         module = sys.modules.get(module_name)
         helper = getattr(module, attribute, None) if module is not None else None
@@ -1072,15 +1346,57 @@ def _stop_helpers():
             _log("cannot stop %s: %s" % (module_name, exc))
 
 
+def package_version():
+    """The version of the package under test: CPython's for the standard library's."""
+    if MP.__name__ == "multiprocessing":
+        return platform.python_version()
+    return str(getattr(MP, "__version__", "unknown"))
+
+
+def select_module(name):
+    """Make the package `name` the one under test; a RuntimeError says why it cannot be."""
+    global MP, _ERROR_KINDS
+    if sys.version_info[:2] < MIN_PYTHON:
+        raise RuntimeError("Python %s is older than %d.%d, the oldest this driver supports"
+                           % ((platform.python_version(),) + MIN_PYTHON))
+    try:
+        module = importlib.import_module(name)
+        importlib.import_module(name + ".connection")
+    except ImportError as exc:
+        raise RuntimeError("cannot import %r with %s (Python %s): %s"
+                           % (name, sys.executable, platform.python_version(), exc))
+    MP = module
+    _ERROR_KINDS = None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="mpspec protocol-v1 driver for CPython "
-                                                 "multiprocessing")
+                                                 "multiprocessing and its drop-in forks")
     parser.add_argument("--start-method", default="fork",
                         choices=("fork", "spawn", "forkserver"),
                         help="default start method of setups (default: fork)")
+    parser.add_argument("--module", default="multiprocessing", choices=sorted(MODULES),
+                        help="the package under test (default: multiprocessing)")
+    parser.add_argument("--check", action="store_true",
+                        help="only check that the driver can run here: print what it would "
+                             "test and exit 0, or print why not and exit 1")
     options = parser.parse_args(argv)
-    if options.start_method not in multiprocessing.get_all_start_methods():
+    try:
+        select_module(options.module)
+    except RuntimeError as exc:
+        sys.stderr.write("cpython-driver: cannot run: %s\n" % exc)
+        return 1
+    if options.start_method not in MP.get_all_start_methods():
+        if options.check:
+            sys.stderr.write("cpython-driver: cannot run: start method %r is not offered "
+                             "here\n" % options.start_method)
+            return 1
         parser.error("start method %r is not offered on this platform" % options.start_method)
+    if options.check:
+        sys.stdout.write("%s %s on Python %s (%s), start method %s\n"
+                         % (MODULES[options.module], package_version(),
+                            platform.python_version(), sys.executable, options.start_method))
+        return 0
 
     # The protocol owns a private copy of stdout; fd 1 becomes stderr, so a stray print (here,
     # in an actor or in a helper process) can never corrupt the protocol stream.

@@ -152,14 +152,18 @@ def cmd_backends(a):
         cmd = b.driver_command(build_dir, ROOT, py)
         missing = backends.missing_files(cmd, build_dir, ROOT)
         print("  driver:       %s%s" % (cmd, "   (missing: not built?)" if missing else ""))
-        exp = b.expectations_path(build_dir, ROOT, py)
-        print("  expectations: %s" % (os.path.relpath(exp, ROOT) if exp else "none"))
+        exps = b.expectations_paths(build_dir, ROOT, py)
+        print("  expectations: %s" % (" + ".join(os.path.relpath(e, ROOT) for e in exps)
+                                      if exps else "none"))
         if b.profile:
             print("  profile:      %s" % b.profile)
         if b.start_method:
             print("  start method: %s" % b.start_method)
         if b.must_fail:
             print("  must fail:    %s" % ", ".join(b.must_fail))
+        why = b.why_unavailable(build_dir, ROOT, py)
+        if why:
+            print("  unavailable:  %s" % why)
     return EXIT_OK
 
 

@@ -339,8 +339,16 @@ def run(opts):
         entry = backends.lookup(registry, opts.backend or "reference")
         name = entry.name
         command = entry.driver_command(build_dir, root, python)
-    exp_path = opts.expectations or entry.expectations_path(build_dir, root, python)
-    expected = expectations.load(exp_path) if exp_path else {}
+    if not opts.driver:
+        backends.require_available(entry, build_dir, root, python)
+    # Expectations: --expectations, else the backend's file(s); a later file's entry replaces
+    # an earlier one for the same test (a discovered backend's per-version overrides).
+    exp_paths = ([opts.expectations] if opts.expectations
+                 else entry.expectations_paths(build_dir, root, python))
+    per_file = [(p, expectations.load(p)) for p in exp_paths]
+    expected = {}
+    for _, entries in per_file:
+        expected.update(entries)
 
     if not opts.no_build:
         run_setup()
@@ -389,10 +397,10 @@ def run(opts):
         raise UserError("the filter '%s' selects no test (./mpspec spec lists them)" % opts.filter)
 
     errors, warnings = [], []
-    if exp_path:
+    for path, entries in per_file:
         errs, warns = expectations.check_entries(
-            expected, set(all_tests) | set(source_clauses), source_clauses,
-            os.path.relpath(exp_path, os.getcwd()))
+            entries, set(all_tests) | set(source_clauses), source_clauses,
+            os.path.relpath(path, os.getcwd()))
         errors += errs
         warnings += warns
     not_built = [t.name for t in source_tests if t.name not in all_tests]

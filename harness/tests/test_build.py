@@ -89,7 +89,7 @@ class SetupScriptTest(unittest.TestCase):
         return p.returncode, p.stdout + p.stderr, calls
 
     ALL = ["libgtest-dev", "librapidcheck-dev", "libbenchmark-dev", "nlohmann-json3-dev",
-           "libssl-dev", "python3"]
+           "libssl-dev", "python3", "python3-multiprocess"]
 
     def test_quiet_when_everything_is_present(self):
         rc, out, calls = self.run_setup(self.ALL)
@@ -104,6 +104,26 @@ class SetupScriptTest(unittest.TestCase):
         self.assertTrue(calls[0].startswith("apt-get update"))
         self.assertTrue(calls[1].startswith("apt-get install"))
         self.assertTrue(calls[1].endswith("librapidcheck-dev cmake"), calls[1])
+
+    def test_optional_packages_are_best_effort(self):
+        required = [p for p in self.ALL if p != "python3-multiprocess"]
+        rc, out, calls = self.run_setup(required)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("installing missing optional packages: python3-multiprocess", out)
+        self.assertEqual(calls, ["apt-get update -qq",
+                                 "apt-get install -y -qq --no-install-recommends "
+                                 "python3-multiprocess"])
+        # A failed optional install is reported and does not fail setup.
+        self.stub("apt-get", 'echo "apt-get $*" >> "%s"; exit 100' % self.log)
+        os.chmod(os.path.join(self.bin, "apt-get"), 0o755)
+        lines = "\\n".join("%s ii " % p for p in required)
+        self.stub("dpkg-query", "printf '%b\\n' '" + lines + "'")
+        env = {"PATH": self.bin, "HOME": self.tmp.path}
+        p = subprocess.run([shutil.which("bash"), os.path.join(support.HARNESS, "setup.sh")],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("could not install the optional packages python3-multiprocess", p.stderr)
 
 
 if __name__ == "__main__":

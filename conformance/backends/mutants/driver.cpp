@@ -6,6 +6,12 @@
 //
 // Lock: never-blocks (acquire always reports success at once), release-unheld-ok (release
 // of a free lock succeeds silently).
+// Event: event-wait-true-on-timeout, event-clear-noop. Condition: condition-notify-wakes-all
+// (notify(n) wakes everyone), condition-wait-no-reacquire (wait returns without the lock).
+// RLock: rlock-nonowner-release (release by a non-owner returns None), rlock-not-recursive
+// (the owner's acquire returns False). Semaphore: semaphore-admits-one-more (one unit more
+// than its value), bounded-no-raise (BoundedSemaphore release above its bound succeeds).
+// Barrier: barrier-releases-early, barrier-duplicate-index, barrier-action-twice.
 #include <mp/errors.hpp>
 
 #include <cstring>
@@ -23,7 +29,10 @@ int main(int argc, char** argv) {
   b.name = "mutant-" + which;
   b.version = "0.1.0";
   b.features = {"timeout", "nonblocking", "threads", "kill", "prelude"};
-  const bool known = install_lock_mutant(which, b);
+  const bool known = install_lock_mutant(which, b) || install_event_mutant(which, b) ||
+                     install_condition_mutant(which, b) || install_rlock_mutant(which, b) ||
+                     install_semaphore_mutant(which, b) ||
+                     install_barrier_mutant(which, b);
   if (!known) {
     std::cerr << "mpspec_driver_mutant: unknown mutant '" << which
               << "'; see the list at the top of conformance/backends/mutants/driver.cpp\n";

@@ -12,5 +12,10 @@ namespace mpspec::mutants {
 using driverkit::Json;
 
 bool install_lock_mutant(const std::string& which, driverkit::Backend& b);
+bool install_event_mutant(const std::string& which, driverkit::Backend& b);
+bool install_condition_mutant(const std::string& which, driverkit::Backend& b);
+bool install_rlock_mutant(const std::string& which, driverkit::Backend& b);
+bool install_semaphore_mutant(const std::string& which, driverkit::Backend& b);
+bool install_barrier_mutant(const std::string& which, driverkit::Backend& b);
 
 }  // namespace mpspec::mutants

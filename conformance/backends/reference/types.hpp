@@ -4,6 +4,7 @@
 #pragma once
 
 #include <mp/lock.hpp>
+#include <mp/rlock.hpp>
 
 #include "driverkit.hpp"
 
@@ -17,6 +18,15 @@ class LockObject : public driverkit::Object {
 
  private:
   mp::Lock lock_;
+};
+
+class RLockObject : public driverkit::Object {
+ public:
+  driverkit::Json call(const std::string& method, const driverkit::Json& args) override;
+  mp::RLock& get() { return rlock_; }
+
+ private:
+  mp::RLock rlock_;
 };
 
 void register_lock(driverkit::Backend& b);
