@@ -20,8 +20,9 @@ mp::Condition make_condition(const Json& args, const driverkit::Objects& objects
 
 class ConditionObject : public driverkit::Object {
  public:
+  // `objects` outlives this object (driverkit.hpp), so wait_for can resolve its predicate.
   ConditionObject(const Json& args, const driverkit::Objects& objects)
-      : cond_(make_condition(args, objects)) {}
+      : cond_(make_condition(args, objects)), objects_(objects) {}
 
   Json call(const std::string& method, const Json& args) override {
     if (method == "acquire")
@@ -35,6 +36,19 @@ class ConditionObject : public driverkit::Object {
       return true;
     }
     if (method == "wait") return cond_.wait(driverkit::timeout_arg(args));
+    if (method == "wait_for") {
+      if (!args.is_object() || !args.contains("predicate"))
+        throw driverkit::KindError("TypeError", "wait_for needs a predicate");
+      const driverkit::BoundCall predicate(args.at("predicate"), objects_);
+      Json last;
+      auto truthy = [&] {
+        last = predicate();
+        return !(last.is_null() || last == false || last == 0 || last == "" ||
+                 (last.is_array() && last.empty()) || (last.is_object() && last.empty()));
+      };
+      cond_.wait_for(truthy, driverkit::timeout_arg(args));
+      return last;
+    }
     if (method == "notify") {
       int n = 1;
       if (args.is_object() && args.contains("n")) {
@@ -55,17 +69,14 @@ class ConditionObject : public driverkit::Object {
 
  private:
   mp::Condition cond_;
+  const driverkit::Objects& objects_;
 };
 
 }  // namespace
 
 void register_condition(driverkit::Backend& b) {
   b.types["Condition"] = {
-      // wait_for is not offered yet: its predicate ({"$call": ...}) arrives with the call, and
-      // the driver kit gives objects access to the other objects only while they are created
-      // (driverkit::Objects). Tests of wait_for report UNSUPPORTED until the kit can resolve a
-      // reference at call time.
-      {"acquire", "release", "__enter__", "__exit__", "wait", "notify", "notify_all"},
+      {"acquire", "release", "__enter__", "__exit__", "wait", "wait_for", "notify", "notify_all"},
       [](const Json& args, const driverkit::Objects& objects) {
         return std::make_unique<ConditionObject>(args, objects);
       }};
