@@ -1,9 +1,7 @@
 #include "mp/barrier.hpp"
 
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,9 +15,13 @@
 
 #include "mp/platform/clock.hpp"
 #include "mp/platform/futex.hpp"
+#include "mp/platform/process.hpp"
 #include "mp/platform/shm.hpp"
 
 namespace mp {
+
+using platform::process_exited;
+using platform::self_pid;
 
 const char* BrokenBarrierError::kind() const noexcept { return "BrokenBarrierError"; }
 
@@ -33,49 +35,6 @@ namespace {
 constexpr std::uint32_t kPending = 0;
 constexpr std::uint32_t kReleased = 1;
 constexpr std::uint32_t kBroken = 2;
-
-// Whether the process `pid` has exited (also when it is an unreaped zombie,
-// which kill(pid, 0) would still report alive). A pidfd becomes readable when
-// its process exits. Falls back to kill() where pidfd_open is missing.
-// (A liveness probe of the platform kind; kept here until the platform layer
-// grows a process module.)
-bool process_exited(pid_t pid) noexcept {
-#ifdef SYS_pidfd_open
-  const long fd = ::syscall(SYS_pidfd_open, pid, 0);
-  if (fd >= 0) {
-    pollfd p{static_cast<int>(fd), POLLIN, 0};
-    int rc;
-    do {
-      rc = ::poll(&p, 1, 0);
-    } while (rc < 0 && errno == EINTR);
-    ::close(static_cast<int>(fd));
-    return rc > 0;
-  }
-  if (errno == ESRCH) return true;
-#endif
-  return ::kill(pid, 0) != 0 && errno == ESRCH;
-}
-
-// The calling process's id, cached (getpid() is a system call in glibc); the
-// cache is cleared in a forked child by an atfork handler registered on first
-// use.
-std::atomic<pid_t> cached_pid{0};
-
-void clear_cached_pid() noexcept { cached_pid.store(0, std::memory_order_relaxed); }
-
-pid_t self_pid() noexcept {
-  static const bool registered = [] {
-    ::pthread_atfork(nullptr, nullptr, &clear_cached_pid);
-    return true;
-  }();
-  (void)registered;
-  pid_t pid = cached_pid.load(std::memory_order_relaxed);
-  if (pid == 0) {
-    pid = ::getpid();
-    cached_pid.store(pid, std::memory_order_relaxed);
-  }
-  return pid;
-}
 
 std::int64_t interval_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Barrier::kDeathCheckInterval).count();

@@ -1,16 +1,14 @@
 #include "mp/condition.hpp"
 
-#include <signal.h>
-#include <unistd.h>
-
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <new>
 #include <system_error>
-#include <vector>
 
 #include "mp/errors.hpp"
 #include "mp/platform/futex.hpp"
+#include "mp/platform/process.hpp"
 #include "mp/platform/shm.hpp"
 
 namespace mp {
@@ -21,18 +19,10 @@ using Slot = ConditionState::Slot;
 constexpr std::uint32_t kFree = 0;
 constexpr std::uint32_t kClaimed = 1;   // being filled in by a waiter
 constexpr std::uint32_t kWaiting = 2;   // a waiter sleeps on it
-constexpr std::uint32_t kNotified = 3;  // chosen by notify(); the waiter will free it
+constexpr std::uint32_t kNotified = 3;  // chosen by notify() and woken; the waiter frees it
+constexpr std::uint32_t kMoved = 4;     // chosen by notify() and moved onto the lock's word
 
-// Whether process `pid` may still be running. A process that has exited and
-// been reaped is gone; a zombie not yet reaped still counts as alive (the
-// only cost is one wasted notification until its parent reaps it).
-// TODO(platform): move next to the futex wrapper once the platform layer has
-// a process module.
-bool process_alive(std::int32_t pid) {
-  if (pid <= 0) return false;
-  if (pid == static_cast<std::int32_t>(::getpid())) return true;
-  return ::kill(pid, 0) == 0 || errno == EPERM;
-}
+using platform::process_alive;
 
 }  // namespace
 
@@ -84,11 +74,17 @@ bool Condition::wait_until(platform::Deadline deadline) {
   // after we release it sees us ([condition.notify.no_lost_wakeup]).
   Slot* slot = nullptr;
   for (int attempt = 0; attempt < 2 && !slot; ++attempt) {
-    for (Slot& s : state_->slots) {
+    for (int i = 0; i < ConditionState::kSlots; ++i) {
+      Slot& s = state_->slots[i];
       std::uint32_t expected = kFree;
       if (s.state.compare_exchange_strong(expected, kClaimed, std::memory_order_acquire,
                                           std::memory_order_relaxed)) {
         slot = &s;
+        const auto used = static_cast<std::uint32_t>(i + 1);
+        std::uint32_t hw = state_->high_water.load(std::memory_order_relaxed);
+        while (hw < used &&
+               !state_->high_water.compare_exchange_weak(hw, used, std::memory_order_relaxed)) {
+        }
         break;
       }
     }
@@ -96,7 +92,7 @@ bool Condition::wait_until(platform::Deadline deadline) {
       // Full: reclaim slots of processes that died, then look again.
       for (Slot& s : state_->slots) {
         std::uint32_t st = s.state.load(std::memory_order_acquire);
-        if ((st == kWaiting || st == kNotified) &&
+        if ((st == kWaiting || st == kNotified || st == kMoved) &&
             !process_alive(s.pid.load(std::memory_order_relaxed))) {
           s.state.compare_exchange_strong(st, kFree, std::memory_order_acq_rel);
         }
@@ -104,7 +100,7 @@ bool Condition::wait_until(platform::Deadline deadline) {
     }
   }
   if (!slot) throw std::system_error(EAGAIN, std::generic_category(), "too many Condition waiters");
-  slot->pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
+  slot->pid.store(static_cast<std::int32_t>(platform::self_pid()), std::memory_order_relaxed);
   slot->ticket.store(state_->next_ticket.fetch_add(1, std::memory_order_relaxed),
                      std::memory_order_relaxed);
   slot->state.store(kWaiting, std::memory_order_release);
@@ -117,31 +113,40 @@ bool Condition::wait_until(platform::Deadline deadline) {
     std::get<Lock>(lock_).release();
   }
 
-  bool notified = false;
+  // How the wait ended: kNotified or kMoved when chosen by a notify(), kFree
+  // when withdrawn at the deadline.
+  std::uint32_t outcome = kFree;
   const platform::Deadline* limit = deadline.is_never() ? nullptr : &deadline;
   for (;;) {
-    if (slot->state.load(std::memory_order_acquire) == kNotified) {
-      notified = true;
+    const std::uint32_t st = slot->state.load(std::memory_order_acquire);
+    if (st == kNotified || st == kMoved) {
+      outcome = st;
       break;
     }
+    // Once moved onto the lock's word this sleep ends at a release of the
+    // lock (or at the deadline); the loop then sees kMoved.
     if (deadline.has_passed() || platform::futex::wait(slot->state, kWaiting, limit) ==
                                      platform::futex::WaitResult::kTimedOut) {
       // Withdraw. Losing this race means a notify chose us first: we count
       // as woken, so that no notification is lost.
       std::uint32_t expected = kWaiting;
-      notified = !slot->state.compare_exchange_strong(expected, kFree, std::memory_order_acq_rel);
+      if (!slot->state.compare_exchange_strong(expected, kFree, std::memory_order_acq_rel)) {
+        outcome = expected;
+      }
       break;
     }
   }
-  if (notified) slot->state.store(kFree, std::memory_order_release);
+  if (outcome != kFree) slot->state.store(kFree, std::memory_order_release);
 
   // [condition.wait.reacquires] Reacquire without a time limit.
   if (auto* r = std::get_if<RLock>(&lock_)) {
     r->acquire_restore(depth);
+  } else if (outcome == kMoved) {
+    std::get<Lock>(lock_).lock_after_requeue();
   } else {
     std::get<Lock>(lock_).lock();
   }
-  return notified;
+  return outcome != kFree;
 }
 
 void Condition::notify(int n) {
@@ -149,26 +154,45 @@ void Condition::notify(int n) {
   if (n <= 0) return;
   // [condition.notify.at_most_n] Choose among the slots waiting now, oldest
   // ticket first.
-  std::vector<std::pair<std::uint64_t, Slot*>> waiting;
-  for (Slot& s : state_->slots) {
+  std::array<std::pair<std::uint64_t, Slot*>, ConditionState::kSlots> waiting;
+  std::size_t count = 0;
+  const auto used = std::min<std::uint32_t>(state_->high_water.load(std::memory_order_acquire),
+                                            ConditionState::kSlots);
+  for (std::uint32_t i = 0; i < used; ++i) {
+    Slot& s = state_->slots[i];
     if (s.state.load(std::memory_order_acquire) == kWaiting)
-      waiting.emplace_back(s.ticket.load(std::memory_order_relaxed), &s);
+      waiting[count++] = {s.ticket.load(std::memory_order_relaxed), &s};
   }
-  std::sort(waiting.begin(), waiting.end(),
+  if (count == 0) return;
+  std::sort(waiting.begin(), waiting.begin() + static_cast<std::ptrdiff_t>(count),
             [](const auto& a, const auto& b) { return a.first < b.first; });
+
+  // Over an mp::Lock (held: checked above), move the chosen waiters onto the
+  // lock's word; they wake when it is released. An RLock is a pthread mutex,
+  // onto which a futex cannot be moved: wake its waiters directly.
+  std::atomic<std::uint32_t>* lock_word = nullptr;
+  if (auto* l = std::get_if<Lock>(&lock_)) lock_word = l->prepare_requeue();
+  const std::uint32_t mark = lock_word ? kMoved : kNotified;
+
   int woken = 0;
-  for (auto& [ticket, s] : waiting) {
-    if (woken >= n) break;
+  for (std::size_t k = 0; k < count && woken < n; ++k) {
+    Slot* s = waiting[k].second;
     std::uint32_t expected = kWaiting;
-    if (!process_alive(s->pid.load(std::memory_order_relaxed))) {
+    if (!s->state.compare_exchange_strong(expected, mark, std::memory_order_acq_rel)) {
+      continue;  // withdrew at its deadline meanwhile
+    }
+    const int reached = lock_word ? platform::futex::requeue(s->state, kMoved, 0, 1, *lock_word)
+                                  : platform::futex::wake(s->state, 1);
+    // A waiter the kernel moved or woke is alive, and so is one that has
+    // already seen the mark (reached < 0: the word changed). One the kernel
+    // did not find is either about to sleep (it will see the mark) or dead.
+    if (reached == 0 && !process_alive(s->pid.load(std::memory_order_relaxed))) {
       // [condition.kill.waiter] A dead waiter takes no notification.
-      s->state.compare_exchange_strong(expected, kFree, std::memory_order_acq_rel);
+      std::uint32_t marked = mark;
+      s->state.compare_exchange_strong(marked, kFree, std::memory_order_acq_rel);
       continue;
     }
-    if (s->state.compare_exchange_strong(expected, kNotified, std::memory_order_acq_rel)) {
-      platform::futex::wake(s->state, 1);
-      ++woken;
-    }
+    ++woken;
   }
 }
 

@@ -81,6 +81,23 @@ bool Lock::acquire_contended(const platform::Deadline* deadline) {
   return true;
 }
 
+std::atomic<std::uint32_t>* Lock::prepare_requeue() noexcept {
+  std::atomic<std::uint32_t>& word = state_->word;
+  std::uint32_t c = word.load(std::memory_order_relaxed);
+  while (c == kHeld && !word.compare_exchange_weak(c, kHeldContended, std::memory_order_relaxed)) {
+  }
+  return c == kFree ? nullptr : &word;
+}
+
+void Lock::lock_after_requeue() {
+  std::atomic<std::uint32_t>& word = state_->word;
+  std::uint32_t c = word.exchange(kHeldContended, std::memory_order_acquire);
+  while (c != kFree) {
+    platform::futex::wait(word, kHeldContended, nullptr);
+    c = word.exchange(kHeldContended, std::memory_order_acquire);
+  }
+}
+
 void Lock::release_slow(std::uint32_t previous) {
   if (previous == kFree) {
     // The exchange stored 0 over 0: the lock is left free, as it was.

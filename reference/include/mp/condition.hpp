@@ -55,6 +55,10 @@ class SharedMapping;
 // word. notify(n) marks the n oldest waiting slots as notified and wakes each
 // one; a waiter whose timeout expires withdraws its slot with one
 // compare-and-swap (or, losing that race, learns that it was notified).
+// Over an mp::Lock, notify() does not wake the waiter but moves it onto the
+// lock's futex word (FUTEX_CMP_REQUEUE, "wait morphing"): it wakes when the
+// notifier releases the lock, instead of waking at once only to find the lock
+// held and sleep again.
 // Everything is lock-free atomics: a process killed while waiting leaves its
 // slot in use until a notify() sees that the process is gone and reclaims it;
 // one killed in the few instructions between claiming a slot and publishing
@@ -63,12 +67,13 @@ struct ConditionState {
   static constexpr int kSlots = 240;  // the table fits in one 4 KiB page
 
   struct Slot {
-    std::atomic<std::uint32_t> state{0};  // futex word: kFree/kClaimed/kWaiting/kNotified
+    std::atomic<std::uint32_t> state{0};  // futex word: free/claimed/waiting/notified/moved
     std::atomic<std::int32_t> pid{0};     // the waiter's process
     std::atomic<std::uint64_t> ticket{0};
   };
 
   alignas(64) std::atomic<std::uint64_t> next_ticket{0};
+  std::atomic<std::uint32_t> high_water{0};  // slots at and above this index were never used
   alignas(64) Slot slots[kSlots];
 };
 static_assert(sizeof(ConditionState) <= 4096);

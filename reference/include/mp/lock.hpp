@@ -208,8 +208,21 @@ class Lock {
   friend bool operator==(const Lock& a, const Lock& b) noexcept { return a.state_ == b.state_; }
 
  private:
+  friend class Condition;
+
   Lock(std::shared_ptr<platform::SharedMapping> mapping, LockState* state) noexcept
       : mapping_(std::move(mapping)), state_(state) {}
+
+  // For Condition's wait morphing: a notifier that holds the lock moves the
+  // waiter it wakes from the waiter's own futex word onto the lock's word, so
+  // the waiter sleeps on until the lock is released instead of waking only to
+  // find it held. prepare_requeue() marks a held lock as possibly awaited (so
+  // that its release wakes a sleeper) and returns its futex word, or returns
+  // nullptr if the lock is free. lock_after_requeue() acquires the lock on
+  // behalf of a waiter that may have been moved: it keeps the lock marked as
+  // awaited, since other moved waiters may still sleep on the word.
+  std::atomic<std::uint32_t>* prepare_requeue() noexcept;
+  void lock_after_requeue();
 
   bool acquire_timed(double seconds);
   bool acquire_until(platform::Deadline deadline);

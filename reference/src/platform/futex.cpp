@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,11 +16,13 @@ namespace {
 
 // The futex system call has no glibc wrapper.
 long futex_syscall(std::atomic<std::uint32_t>& word, int op, std::uint32_t val,
-                   const timespec* timeout, std::uint32_t val3) noexcept {
+                   const timespec* timeout, std::uint32_t val3,
+                   std::atomic<std::uint32_t>* word2 = nullptr) noexcept {
   // The atomic is layout-compatible with a plain uint32_t (static_assert in
   // the header); the kernel accesses the word atomically itself.
   auto* address = reinterpret_cast<std::uint32_t*>(&word);
-  return syscall(SYS_futex, address, op, val, timeout, nullptr, val3);
+  auto* address2 = reinterpret_cast<std::uint32_t*>(word2);
+  return syscall(SYS_futex, address, op, val, timeout, address2, val3);
 }
 
 [[noreturn]] void fail(const char* what, int err) noexcept {
@@ -63,6 +66,21 @@ int wake(std::atomic<std::uint32_t>& word, int n) noexcept {
   const long rc = futex_syscall(word, FUTEX_WAKE, static_cast<std::uint32_t>(n), nullptr, 0);
   if (rc < 0) fail("futex(FUTEX_WAKE)", errno);
   return static_cast<int>(rc);
+}
+
+int requeue(std::atomic<std::uint32_t>& from, std::uint32_t expected, int wake_n, int requeue_n,
+            std::atomic<std::uint32_t>& to) noexcept {
+  // FUTEX_CMP_REQUEUE passes the requeue count in the timeout argument.
+  const auto* requeue_count =
+      reinterpret_cast<const timespec*>(static_cast<std::uintptr_t>(requeue_n));
+  for (;;) {
+    const long rc = futex_syscall(from, FUTEX_CMP_REQUEUE, static_cast<std::uint32_t>(wake_n),
+                                  requeue_count, expected, &to);
+    if (rc >= 0) return static_cast<int>(rc);
+    if (errno == EAGAIN) return -1;
+    if (errno == EINTR) continue;
+    fail("futex(FUTEX_CMP_REQUEUE)", errno);
+  }
 }
 
 }  // namespace mp::platform::futex

@@ -66,6 +66,15 @@ int wake(std::atomic<std::uint32_t>& word, int n) noexcept;
 // futex::cpu_relax()
 //
 // A hint to the CPU inside a bounded spin loop (PAUSE on x86, YIELD on Arm).
+// Wakes up to `wake_n` threads waiting on `from` and moves up to `requeue_n`
+// further waiters from `from` to `to` (they then sleep on `to` and are woken
+// by a wake() of `to`), provided `from` still holds `expected`
+// (FUTEX_CMP_REQUEUE). Returns the number woken plus the number moved, or -1
+// when `from` no longer held `expected` (nothing was done). Both words may be
+// in memory shared between processes.
+int requeue(std::atomic<std::uint32_t>& from, std::uint32_t expected, int wake_n, int requeue_n,
+            std::atomic<std::uint32_t>& to) noexcept;
+
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
