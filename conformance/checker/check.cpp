@@ -9,6 +9,7 @@
 #include "models/event.hpp"
 #include "models/lock.hpp"
 #include "models/rlock.hpp"
+#include "models/rwlock.hpp"
 #include "models/semaphore.hpp"
 
 namespace mpspec::check {
@@ -16,6 +17,7 @@ namespace mpspec::check {
 // Per-type translations kept in their own files.
 model::Event::Op translate_event(const Operation& o);  // check_event.cpp
 model::RLock::Op translate_rlock(const Operation& o);  // check_semaphores.cpp
+model::RWLock::Op translate_rwlock(const Operation& o);  // check_rwlock.cpp
 model::Semaphore::Op translate_semaphore(const Operation& o);  // check_semaphores.cpp
 model::BoundedSemaphore::Op translate_bounded_semaphore(const Operation& o);  // ditto
 
@@ -160,6 +162,7 @@ const std::map<std::string, ObjectChecker, std::less<>>& type_table() {
       {"Event", &check_object<model::Event, &translate_event>},
       {"Lock", &check_object<model::Lock, &translate_lock>},
       {"RLock", &check_object<model::RLock, &translate_rlock>},
+      {"RWLock", &check_object<model::RWLock, &translate_rwlock>},
       {"Semaphore", &check_object<model::Semaphore, &translate_semaphore>},
       {"BoundedSemaphore",
        &check_object<model::BoundedSemaphore, &translate_bounded_semaphore>},

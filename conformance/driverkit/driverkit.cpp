@@ -96,8 +96,8 @@ struct ObjectSlot {
 
 class Actor {
  public:
-  Actor(const Backend& backend, std::map<std::string, ObjectSlot>& objects, int cmd_fd,
-        int res_fd, int threads)
+  Actor(const Backend& backend, std::map<std::string, ObjectSlot>& objects, int cmd_fd, int res_fd,
+        int threads)
       : backend_(backend), objects_(objects), cmd_(cmd_fd), res_fd_(res_fd) {
     workers_.resize(static_cast<size_t>(threads));
   }
@@ -243,6 +243,14 @@ class ObjectTable : public Objects {
   std::map<std::string, ObjectSlot>& all_;
 };
 
+// The command line of this driver, for re-executing it as an independent actor.
+std::vector<std::string> g_argv;
+
+// An independent actor's descriptors after exec: commands in, results out.
+constexpr int kExecCmdFd = 3;
+constexpr int kExecResFd = 4;
+constexpr const char* kActorFlag = "--mpspec-independent-actor";
+
 class Driver {
  public:
   explicit Driver(const Backend& b) : backend_(b), in_(0), lookup_(objects_) {}
@@ -349,8 +357,17 @@ class Driver {
                       {"name", backend_.name},
                       {"version", backend_.version},
                       {"types", types},
-                      {"features", backend_.features},
+                      {"features", features()},
                       {"start_methods", backend_.start_methods}});
+  }
+
+  // The backend's features plus those the kit implements for every backend.
+  Json features() const {
+    Json f = backend_.features;
+    if (std::find(backend_.features.begin(), backend_.features.end(), "independent") ==
+        backend_.features.end())
+      f.push_back("independent");
+    return f;
   }
 
   const Type& type_of(const std::string& name) {
@@ -381,6 +398,8 @@ class Driver {
     for (const auto& a : actors) {
       const std::string name = a.at("name");
       int threads = a.value("threads", 1);
+      if (a.contains("independent") && !a["independent"].is_boolean())
+        throw RequestError("ProtocolError", "actor '" + name + "': independent must be a bool");
       if (!actor_names.insert(name).second)
         throw RequestError("ProtocolError", "duplicate actor name '" + name + "'");
       if (threads < 1 || threads > 64)
@@ -398,8 +417,8 @@ class Driver {
       } catch (const std::exception& e) {
         objects_.clear();
         auto [kind, message] = describe_exception(backend_, e);
-        throw RequestError("SetupError", "creating " + type + " '" + name + "': " + kind + ": " +
-                                             message);
+        throw RequestError("SetupError",
+                           "creating " + type + " '" + name + "': " + kind + ": " + message);
       }
     }
     for (const auto& p : prelude) {
@@ -414,14 +433,15 @@ class Driver {
       } catch (const std::exception& e) {
         objects_.clear();
         auto [kind, message] = describe_exception(backend_, e);
-        throw RequestError("SetupError", "prelude " + obj + "." + m + " raised " + kind + ": " +
-                                             message);
+        throw RequestError("SetupError",
+                           "prelude " + obj + "." + m + " raised " + kind + ": " + message);
       }
     }
     active_ = true;
     Json pids = Json::object();
     for (const auto& a : actors) {
-      std::string err = start_actor(a.at("name"), a.value("threads", 1));
+      std::string err = start_actor(a.at("name"), a.value("threads", 1),
+                                    a.value("independent", false) ? &objects : nullptr);
       if (!err.empty()) {
         teardown();
         throw RequestError("SetupError", err);
@@ -439,7 +459,12 @@ class Driver {
     reply_ok(id, Json{{"actors", pids}});
   }
 
-  std::string start_actor(const std::string& name, int threads) {
+  // Starts an actor: a forked copy of the driver that inherits the objects, or, when
+  // `independent_objects` is given, a fresh execution of the driver's program that builds its
+  // own objects from those setup entries and shares nothing else with the driver
+  // (spec/protocol.md, setup.actors.independent).
+  std::string start_actor(const std::string& name, int threads,
+                          const Json* independent_objects = nullptr) {
     int cmd[2], res[2];
     if (::pipe2(cmd, O_CLOEXEC) != 0) return std::string("pipe: ") + std::strerror(errno);
     if (::pipe2(res, O_CLOEXEC) != 0) {
@@ -467,6 +492,8 @@ class Driver {
       }
       ::close(cmd[1]);
       ::close(res[0]);
+      if (independent_objects != nullptr)
+        exec_independent(cmd[0], res[1], threads, *independent_objects);
       Actor actor(backend_, objects_, cmd[0], res[1], threads);
       actor.run();
     }
@@ -488,6 +515,26 @@ class Driver {
     }
     actors_.push_back(std::move(a));
     return "";
+  }
+
+  // In the forked child: re-executes the driver's program as an independent actor, with the
+  // command and result pipes on descriptors 3 and 4. Exits if the exec fails (the driver then
+  // reports that the actor exited before it was ready).
+  [[noreturn]] static void exec_independent(int cmd_fd, int res_fd, int threads,
+                                            const Json& objects) {
+    // Move the pipes out of the way of 3 and 4 first, then into place (dup2 clears CLOEXEC).
+    const int c = ::fcntl(cmd_fd, F_DUPFD_CLOEXEC, 10), r = ::fcntl(res_fd, F_DUPFD_CLOEXEC, 10);
+    if (c < 0 || r < 0 || ::dup2(c, kExecCmdFd) < 0 || ::dup2(r, kExecResFd) < 0) _exit(127);
+    std::vector<std::string> args = g_argv;
+    args.push_back(kActorFlag);
+    args.push_back(Json{{"threads", threads}, {"objects", objects}}.dump());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv("/proc/self/exe", argv.data());
+    std::fprintf(stderr, "driverkit: exec of an independent actor failed: %s\n",
+                 std::strerror(errno));
+    _exit(127);
   }
 
   std::string await_ready(ActorProc& a) {
@@ -520,11 +567,11 @@ class Driver {
     ActorProc& a = actor(req.at("actor"));
     if (!a.alive) throw RequestError("ProtocolError", "actor '" + a.name + "' is dead");
     if (thread < 0 || static_cast<size_t>(thread) >= a.busy.size())
-      throw RequestError("ProtocolError", "actor '" + a.name + "' has no thread " +
-                                              std::to_string(thread));
+      throw RequestError("ProtocolError",
+                         "actor '" + a.name + "' has no thread " + std::to_string(thread));
     if (!a.busy[static_cast<size_t>(thread)].empty())
-      throw RequestError("ProtocolError", "thread " + std::to_string(thread) + " of actor '" +
-                                              a.name + "' is busy");
+      throw RequestError("ProtocolError",
+                         "thread " + std::to_string(thread) + " of actor '" + a.name + "' is busy");
     auto it = objects_.find(obj);
     if (it == objects_.end()) throw RequestError("ProtocolError", "unknown object '" + obj + "'");
     const auto& methods = type_of(it->second.type).methods;
@@ -532,8 +579,7 @@ class Driver {
       throw RequestError("Unsupported", it->second.type + " has no method '" + method + "'");
     Json args = req.value("args", Json::object());
     if (!args.is_object()) throw RequestError("ProtocolError", "args must be an object");
-    Json cmd{{"tag", tag}, {"thread", thread}, {"object", obj}, {"method", method},
-             {"args", args}};
+    Json cmd{{"tag", tag}, {"thread", thread}, {"object", obj}, {"method", method}, {"args", args}};
     a.busy[static_cast<size_t>(thread)] = tag;
     reply_ok(id);
     if (!write_all(a.cmd_fd, cmd.dump() + "\n")) {
@@ -635,15 +681,16 @@ class Driver {
 
 Object& Objects::ref(const Json& ref) const {
   if (!ref.is_object() || !ref.contains("$ref") || !ref["$ref"].is_string())
-    throw KindError("TypeError", "expected an object reference {\"$ref\": name}, got " + ref.dump());
+    throw KindError("TypeError",
+                    "expected an object reference {\"$ref\": name}, got " + ref.dump());
   return get(ref["$ref"].get<std::string>());
 }
 
 BoundCall::BoundCall(const Json& spec, const Objects& objects) {
   if (!spec.is_object() || !spec.contains("$call") || !spec["$call"].is_array() ||
       spec["$call"].size() != 2 || !spec["$call"][0].is_string() || !spec["$call"][1].is_string())
-    throw KindError("TypeError", "expected a callable {\"$call\": [object, method]}, got " +
-                                     spec.dump());
+    throw KindError("TypeError",
+                    "expected a callable {\"$call\": [object, method]}, got " + spec.dump());
   name_ = spec["$call"][0].get<std::string>();
   method_ = spec["$call"][1].get<std::string>();
   object_ = &objects.get(name_);
@@ -664,9 +711,38 @@ bool bool_arg(const Json& args, const char* key, bool fallback) {
   return args[key].get<bool>();
 }
 
+// The body of an independent actor (after exec): builds its own objects from the setup entries
+// it was given, in order, then serves calls like a forked actor.
+[[noreturn]] void run_independent_actor(const Backend& backend, const std::string& spec_text) {
+  ::signal(SIGPIPE, SIG_IGN);
+  const Json spec = Json::parse(spec_text, nullptr, false);
+  if (spec.is_discarded() || !spec.is_object()) {
+    std::fprintf(stderr, "driverkit: bad independent actor spec\n");
+    _exit(2);
+  }
+  static std::map<std::string, ObjectSlot> objects;
+  static ObjectTable lookup(objects);
+  for (const auto& o : spec.value("objects", Json::array())) {
+    const std::string name = o.at("name"), type = o.at("type");
+    auto it = backend.types.find(type);
+    if (it == backend.types.end()) _exit(2);
+    try {
+      objects[name] = ObjectSlot{type, it->second.create(o.value("args", Json::object()), lookup)};
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "driverkit: independent actor cannot create %s '%s': %s\n", type.c_str(),
+                   name.c_str(), e.what());
+      _exit(2);
+    }
+  }
+  Actor actor(backend, objects, kExecCmdFd, kExecResFd, spec.value("threads", 1));
+  actor.run();
+}
+
 int run(const Backend& backend, int argc, char** argv) {
-  (void)argc;
-  (void)argv;
+  g_argv.assign(argv, argv + argc);
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], kActorFlag) == 0) run_independent_actor(backend, argv[i + 1]);
+  }
   ::signal(SIGPIPE, SIG_IGN);
   struct sigaction sa {};
   sa.sa_handler = on_terminate;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -119,9 +120,15 @@ std::string CallResult::describe() const {
   std::ostringstream os;
   os << "call " << tag << ": ";
   switch (status) {
-    case OpStatus::kOk: os << "returned " << value.dump(); break;
-    case OpStatus::kError: os << "raised " << error_kind << " (" << error_message << ")"; break;
-    case OpStatus::kInfo: os << "outcome unknown (" << info_reason << ")"; break;
+    case OpStatus::kOk:
+      os << "returned " << value.dump();
+      break;
+    case OpStatus::kError:
+      os << "raised " << error_kind << " (" << error_message << ")";
+      break;
+    case OpStatus::kInfo:
+      os << "outcome unknown (" << info_reason << ")";
+      break;
   }
   if (status != OpStatus::kInfo) os << " after " << elapsed() << " s";
   return os.str();
@@ -140,6 +147,22 @@ Scenario::~Scenario() {
     std::cerr << "[suite] teardown failed: " << e.what() << "; discarding the driver\n";
     Backend::get().discard();
   }
+  if (!temp_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(temp_dir_, ec);
+    if (ec) std::cerr << "[suite] could not remove " << temp_dir_ << ": " << ec.message() << "\n";
+  }
+}
+
+std::string Scenario::temp_path(const std::string& name) {
+  if (temp_dir_.empty()) {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/mpspec-scenario-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error("mkdtemp(" + pattern + ") failed");
+    temp_dir_ = pattern;
+  }
+  return temp_dir_ + "/" + name;
 }
 
 Scenario& Scenario::object(const std::string& name, const std::string& type, Json args) {
@@ -158,6 +181,13 @@ Scenario& Scenario::prelude(const std::string& object, const std::string& method
 Scenario& Scenario::actor(const std::string& name, int threads) {
   actors_.push_back(Json{{"name", name}, {"threads", threads}});
   if (threads > 1) needs_feature("threads");
+  return *this;
+}
+
+Scenario& Scenario::independent_actor(const std::string& name, int threads) {
+  actors_.push_back(Json{{"name", name}, {"threads", threads}, {"independent", true}});
+  if (threads > 1) needs_feature("threads");
+  needs_feature("independent");
   return *this;
 }
 
@@ -198,8 +228,8 @@ CallId Scenario::call(const std::string& actor, const std::string& object,
   Call c{actor, thread, object, method, args, {}, false};
   c.result.tag = "s" + std::to_string(serial_) + "c" + std::to_string(calls_.size());
   const int id = static_cast<int>(calls_.size());
-  Json req{{"op", "call"}, {"tag", c.result.tag}, {"actor", actor},   {"thread", thread},
-           {"object", object}, {"method", method},  {"args", std::move(args)}};
+  Json req{{"op", "call"},     {"tag", c.result.tag}, {"actor", actor},         {"thread", thread},
+           {"object", object}, {"method", method},    {"args", std::move(args)}};
   c.result.sent_ns = monotonic_ns();
   by_tag_[c.result.tag] = id;
   calls_.push_back(std::move(c));

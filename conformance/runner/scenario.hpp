@@ -15,6 +15,8 @@
 // the setup down, so every actor is killed and reaped whatever the test did.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
@@ -22,8 +24,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "check.hpp"
 #include "driver_process.hpp"
@@ -38,9 +38,9 @@ void record_clauses(const char* labels);
 #define MPSPEC_CLAUSES(labels) ::mpspec::record_clauses(labels)
 
 // Starts the scenario, or skips the test as UNSUPPORTED when the backend lacks something.
-#define MPSPEC_START(scenario)                                 \
-  do {                                                         \
-    const std::string mpspec_why_ = (scenario).start();        \
+#define MPSPEC_START(scenario)                                                \
+  do {                                                                        \
+    const std::string mpspec_why_ = (scenario).start();                       \
     if (!mpspec_why_.empty()) GTEST_SKIP() << "UNSUPPORTED: " << mpspec_why_; \
   } while (0)
 
@@ -98,6 +98,10 @@ class Scenario {
   Scenario& prelude(const std::string& object, const std::string& method,
                     Json args = Json::object());
   Scenario& actor(const std::string& name, int threads = 1);
+  // An actor started as a fresh execution of the backend's program, sharing nothing with the
+  // others; it builds its own objects from the setup's entries, so it reaches only objects named
+  // from outside a process (a file lock by its path). Needs the feature `independent`.
+  Scenario& independent_actor(const std::string& name, int threads = 1);
   // Declares a method or feature the test uses, so that start() can report UNSUPPORTED.
   Scenario& needs_method(const std::string& type, const std::string& method);
   Scenario& needs_feature(const std::string& feature);
@@ -133,6 +137,11 @@ class Scenario {
   // Tears down now (also done by the destructor); pending calls become `info`.
   void teardown();
 
+  // An absolute path named `name` in a fresh temporary directory of this scenario (created on
+  // first use under $TMPDIR or /tmp, removed with everything in it by the destructor, after
+  // teardown). For objects named by a path, such as file locks.
+  std::string temp_path(const std::string& name);
+
  private:
   void pump(std::int64_t deadline_ns);
   void absorb(const Json& event);
@@ -153,6 +162,7 @@ class Scenario {
   std::map<std::string, int> by_tag_;
   bool started_ = false;
   int serial_;
+  std::string temp_dir_;
 };
 
 }  // namespace mpspec

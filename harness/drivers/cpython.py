@@ -4,19 +4,22 @@
 Usage::
 
     python3 harness/drivers/cpython.py [--start-method fork|spawn|forkserver]
-                                       [--module multiprocessing|multiprocess] [--check]
+                                       [--module multiprocessing|multiprocess]
+                                       [--library multiprocessing|fasteners] [--check]
 
 Requests arrive as JSON lines on stdin; replies and ``return`` events leave as JSON lines on
 stdout; everything else (logs, tracebacks of actors) goes to stderr.  The protocol is
 ``spec/protocol.md``.  The objects are real ``multiprocessing`` objects created with
 ``multiprocessing.get_context(start_method)``; actors are ``ctx.Process`` children that
 receive the objects as Process arguments (inheritance), so this driver exercises CPython
-exactly as its users share locks.
+exactly as its users share locks.  With ``--library fasteners`` the driver offers fasteners'
+file locks instead (``FASTENERS_TYPES``): the same actors and protocol, other objects.
 
 Layout of this file:
 
 * the type table (``TYPES``): one ``TypeSpec`` per protocol type, with its constructor and
-  its ``Method`` entries; adding a type is one entry (see harness/drivers/README.md);
+  its ``Method`` entries; adding a type is one entry (see harness/drivers/README.md); and
+  ``FASTENERS_TYPES``, the table of ``--library fasteners``;
 * references to other objects (``{"$ref": name}``, ``{"$call": [name, method]}``): resolved
   in the driver for constructor arguments, by name in the actor for call arguments;
 * the value codec (protocol JSON <-> Python) and the error-kind mapping;
@@ -25,7 +28,8 @@ Layout of this file:
 * the driver side: ``Driver``, a single-threaded event loop that waits on stdin and on every
   actor's result pipe and process sentinel, so no call ever blocks it.
 
-Standard library only; runs on Python 3.8 and later (MIN_PYTHON).
+Standard library only (fasteners is imported only with --library fasteners); runs on Python
+3.8 and later (MIN_PYTHON).
 """
 
 import argparse
@@ -55,6 +59,11 @@ MIN_PYTHON = (3, 8)
 # dill-based fork: backend "multiprocess").  Module name -> the name the hello reply gives.
 MODULES = {"multiprocessing": "cpython", "multiprocess": "multiprocess"}
 MP = multiprocessing
+# The library whose types the driver offers, chosen with --library: "multiprocessing" (TYPES,
+# the objects of the package above) or "fasteners" (FASTENERS_TYPES, fasteners' file locks;
+# the actors are still processes of the standard library's multiprocessing).
+LIBRARIES = ("multiprocessing", "fasteners")
+LIBRARY = "multiprocessing"
 FEATURES = ["timeout", "nonblocking", "threads", "kill", "prelude"]
 
 # Upper bound on worker threads per actor (a sanity limit, not a CPython one).
@@ -203,6 +212,61 @@ TYPES = {
         "n_waiting": _attribute("n_waiting"),
         "broken": _attribute("broken"),
     }, params=("parties", "action", "timeout")),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Type table of --library fasteners: the file locks (spec/filelock), nothing else
+# ---------------------------------------------------------------------------------------------
+
+
+def _fasteners_type(class_name, methods):
+    """A fasteners class, constructed on `path` alone.  fasteners opens the file at the first
+    acquire, in the actor (protocol section 6: every actor has a handle of its own); the
+    driver's object never opens it."""
+
+    def create(ctx, kwargs):
+        return getattr(importlib.import_module("fasteners"), class_name)(**kwargs)
+
+    return TypeSpec(create, methods, params=("path",))
+
+
+def _fasteners_acquire(method):
+    """An acquire: the protocol's `block` is fasteners' `blocking`; values pass unchanged (a
+    negative timeout is fasteners' ValueError)."""
+
+    def call(obj, kwargs):
+        kwargs = dict(kwargs)
+        if "block" in kwargs:
+            kwargs["blocking"] = kwargs.pop("block")
+        return getattr(obj, method), (), kwargs
+
+    return Method("block", "timeout", call=call)
+
+
+def _enter_returns_true(obj):
+    obj.__enter__()  # a blocking acquire; fasteners returns the lock itself (`with l as x`)
+    return True
+
+
+def _fasteners_enter(obj, kwargs):
+    # `with lock:` as the protocol's __enter__ half, whose value is True.
+    return _enter_returns_true, (obj,), {}
+
+
+FASTENERS_TYPES = {
+    "InterProcessLock": _fasteners_type("InterProcessLock", {
+        "acquire": _fasteners_acquire("acquire"),
+        "release": Method(),
+        "__enter__": Method(call=_fasteners_enter),
+        "__exit__": Method(call=_scoped_exit),
+    }),
+    "InterProcessReaderWriterLock": _fasteners_type("InterProcessReaderWriterLock", {
+        "acquire_read_lock": _fasteners_acquire("acquire_read_lock"),
+        "acquire_write_lock": _fasteners_acquire("acquire_write_lock"),
+        "release_read_lock": Method(),
+        "release_write_lock": Method(),
+    }),
 }
 
 
@@ -525,13 +589,16 @@ def _close_inherited():
     del _INHERITED[:]
 
 
-def _actor_main(name, nthreads, objects, commands, results):
+def _actor_main(name, nthreads, objects, commands, results, library="multiprocessing"):
     """Entry point of an actor process.
 
     ``objects`` maps object names to ``(type name, object)``; ``commands`` is the read end of
     the command pipe (``(thread, tag, object, method, kwargs)`` tuples), ``results`` the write
     end of the result pipe (``("ready", pid)``, then one event dict per finished call).
+    ``library`` is the driver's --library (a spawned actor starts with the default table).
     """
+    if library != LIBRARY:
+        select_library(library)
     for signame in ("SIGINT", "SIGTERM", "SIGHUP"):
         signum = getattr(signal, signame, None)
         if signum is not None:
@@ -901,7 +968,7 @@ class Driver:
         self.greeted = True
         return {
             "protocol": PROTOCOL_VERSION,
-            "name": MODULES.get(MP.__name__, MP.__name__),
+            "name": backend_name(),
             "version": package_version(),
             "types": {name: list(spec.methods) for name, spec in TYPES.items()},
             "features": list(FEATURES),
@@ -1082,7 +1149,7 @@ class Driver:
         process = ctx.Process(
             target=_actor_main,
             name="mpspec-actor-%s" % name,
-            args=(name, threads, dict(session.objects), command_r, result_w),
+            args=(name, threads, dict(session.objects), command_r, result_w, LIBRARY),
             daemon=True,
         )
         actor = Actor(name, threads, process, command_w, result_r)
@@ -1346,8 +1413,17 @@ def _stop_helpers():
             _log("cannot stop %s: %s" % (module_name, exc))
 
 
+def backend_name():
+    """The backend's name in the hello reply."""
+    if LIBRARY != "multiprocessing":
+        return LIBRARY
+    return MODULES.get(MP.__name__, MP.__name__)
+
+
 def package_version():
     """The version of the package under test: CPython's for the standard library's."""
+    if LIBRARY != "multiprocessing":
+        return str(getattr(sys.modules[LIBRARY], "__version__", "unknown"))
     if MP.__name__ == "multiprocessing":
         return platform.python_version()
     return str(getattr(MP, "__version__", "unknown"))
@@ -1369,20 +1445,41 @@ def select_module(name):
     _ERROR_KINDS = None
 
 
+def select_library(name):
+    """Offer the types of `name` (LIBRARIES); a RuntimeError says why it cannot be done."""
+    global TYPES, LIBRARY
+    if name == "fasteners":
+        try:
+            importlib.import_module("fasteners")
+        except ImportError as exc:
+            raise RuntimeError("cannot import 'fasteners' with %s (Python %s): %s"
+                               % (sys.executable, platform.python_version(), exc))
+        TYPES = FASTENERS_TYPES
+    LIBRARY = name
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="mpspec protocol-v1 driver for CPython "
-                                                 "multiprocessing and its drop-in forks")
+                                                 "multiprocessing and its drop-in forks, and "
+                                                 "for fasteners' file locks")
     parser.add_argument("--start-method", default="fork",
                         choices=("fork", "spawn", "forkserver"),
                         help="default start method of setups (default: fork)")
     parser.add_argument("--module", default="multiprocessing", choices=sorted(MODULES),
                         help="the package under test (default: multiprocessing)")
+    parser.add_argument("--library", default="multiprocessing", choices=LIBRARIES,
+                        help="the types offered: those of --module (default), or fasteners' "
+                             "file locks (InterProcessLock, InterProcessReaderWriterLock)")
     parser.add_argument("--check", action="store_true",
                         help="only check that the driver can run here: print what it would "
                              "test and exit 0, or print why not and exit 1")
     options = parser.parse_args(argv)
+    if options.library != "multiprocessing" and options.module != "multiprocessing":
+        parser.error("--library %s runs its actors with the standard library's multiprocessing: "
+                     "--module does not apply" % options.library)
     try:
         select_module(options.module)
+        select_library(options.library)
     except RuntimeError as exc:
         sys.stderr.write("cpython-driver: cannot run: %s\n" % exc)
         return 1
@@ -1394,7 +1491,7 @@ def main(argv=None):
         parser.error("start method %r is not offered on this platform" % options.start_method)
     if options.check:
         sys.stdout.write("%s %s on Python %s (%s), start method %s\n"
-                         % (MODULES[options.module], package_version(),
+                         % (backend_name(), package_version(),
                             platform.python_version(), sys.executable, options.start_method))
         return 0
 

@@ -13,9 +13,11 @@ import importlib.util
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -85,9 +87,12 @@ def _pid_running(pid):
 class Driver:
     """A driver subprocess and a bounded, message-ordered view of its output."""
 
-    def __init__(self, *args, env=None):
+    def __init__(self, *args, env=None, prefix=None):
+        # `prefix`: the command before `args` (default: this interpreter, the driver, --module).
+        if prefix is None:
+            prefix = [sys.executable, DRIVER] + MODULE_ARGS
         self.proc = subprocess.Popen(
-            [sys.executable, DRIVER] + MODULE_ARGS + list(args),
+            list(prefix) + list(args),
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -259,6 +264,7 @@ class Driver:
 
 class DriverTestCase(unittest.TestCase):
     start_args = ()
+    prefix = None  # Driver's prefix: None for this interpreter, the driver and --module
 
     def setUp(self):
         self.drivers = []
@@ -281,7 +287,7 @@ class DriverTestCase(unittest.TestCase):
                 driver.proc.kill()
 
     def start(self, *args, env=None):
-        driver = Driver(*(args or self.start_args), env=env)
+        driver = Driver(*(args or self.start_args), env=env, prefix=self.prefix)
         self.drivers.append(driver)
         return driver
 
@@ -986,6 +992,146 @@ class WedgedCallsTest(DriverTestCase):
         d.returns_within(second, GRACE)
         self.assertEqual(d.value(d.call("c", "parties", obj="B")), 2)
         self.check_prompt_teardown(d, pids, [second])
+
+
+# ---------------------------------------------------------------------------------------------
+# --library fasteners: fasteners' file locks behind the same driver
+# ---------------------------------------------------------------------------------------------
+
+
+def _python_with_fasteners():
+    """This interpreter if it imports fasteners, else Debian's (python3-fasteners), else None."""
+    for python in (sys.executable, "/usr/bin/python3"):
+        try:
+            probe = subprocess.run([python, "-c", "import fasteners"], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, timeout=WAIT)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+FASTENERS_PYTHON = _python_with_fasteners()
+
+
+@unittest.skipIf(FASTENERS_PYTHON is None, "no interpreter here imports fasteners")
+class FastenersLibraryTest(DriverTestCase):
+    prefix = [FASTENERS_PYTHON or sys.executable, DRIVER, "--library", "fasteners"]
+
+    def setUp(self):
+        DriverTestCase.setUp(self)
+        self.tmp = tempfile.mkdtemp(prefix="mpspec-fasteners-test-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def error_kind(self, d, tag):
+        event = d.wait_event(tag)
+        self.assertEqual(event["status"], "error", event)
+        return event["error"]["kind"]
+
+    def handles(self, typename, names=("A", "B")):
+        path = os.path.join(self.tmp, "sub", "lock")
+        return path, [_obj(name, typename, path=path) for name in names]
+
+    def test_hello_offers_only_the_file_locks(self):
+        d = self.start()
+        result = d.hello()
+        version = subprocess.run([self.prefix[0], "-c", "import fasteners; "
+                                  "print(fasteners.__version__)"],
+                                 stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+        self.assertEqual((result["name"], result["version"]), ("fasteners", version))
+        self.assertEqual(result["types"], {
+            "InterProcessLock": ["acquire", "release", "__enter__", "__exit__"],
+            "InterProcessReaderWriterLock": ["acquire_read_lock", "acquire_write_lock",
+                                             "release_read_lock", "release_write_lock"],
+        })
+        reply = d.request("setup", objects=[_obj("L", "Lock")], actors=[{"name": "a"}])
+        self.assertEqual(reply["error"]["kind"], "Unsupported", reply)
+        for objects in ([_obj("A", "InterProcessLock")],
+                        [_obj("A", "InterProcessLock", path="/x", mode="w")]):
+            reply = d.request("setup", objects=objects, actors=[{"name": "a"}])
+            self.assertEqual(reply["error"]["kind"], "SetupError", reply)
+
+    def test_check(self):
+        ok = subprocess.run(self.prefix + ["--check"], stdout=subprocess.PIPE, timeout=WAIT)
+        self.assertEqual(ok.returncode, 0)
+        self.assertTrue(ok.stdout.decode().startswith("fasteners "), ok.stdout)
+        # -S: without site-packages / dist-packages, fasteners cannot be imported.
+        missing = subprocess.run([self.prefix[0], "-S"] + self.prefix[1:] + ["--check"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=WAIT)
+        self.assertEqual(missing.returncode, 1)
+        last = missing.stdout.decode().strip().splitlines()[-1]
+        self.assertIn("cannot import 'fasteners'", last)
+        both = subprocess.run(self.prefix + ["--module", "multiprocess", "--check"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=WAIT)
+        self.assertNotEqual(both.returncode, 0)
+        self.assertIn(b"--module does not apply", both.stderr)
+
+    def test_interprocess_lock(self):
+        d = self.greeted()
+        path, objects = self.handles("InterProcessLock")
+        pids = d.setup([{"name": "a"}, {"name": "b"}], objects=objects)
+        # The driver creates the objects but opens nothing: fasteners opens at the first acquire.
+        self.assertFalse(os.path.exists(os.path.dirname(path)))
+        self.assertIs(d.value(d.call("a", "acquire", obj="A")), True)
+        self.assertTrue(os.path.exists(path))
+        for pid in (d.proc.pid, pids["b"]):
+            fds = os.listdir("/proc/%d/fd" % pid)
+            self.assertNotIn(path, [os.path.realpath("/proc/%d/fd/%s" % (pid, fd))
+                                    for fd in fds])
+        self.assertIs(d.value(d.call("b", "acquire", {"block": False, "timeout": 5}, obj="B")),
+                      False)
+        tag = d.call("b", "acquire", {"timeout": 0.1}, obj="B")
+        self.assertIs(d.value(tag), False)
+        event = d.wait_event(tag)
+        self.assertGreaterEqual(event["return_ns"] - event["invoke_ns"],
+                                int(0.1 * 10**9) - CLOCK_RESOLUTION_NS)
+        # Values pass through: fasteners refuses a negative timeout with ValueError.
+        self.assertEqual(self.error_kind(d, d.call("b", "acquire", {"timeout": -1}, obj="B")),
+                         "ValueError")
+        # threading.ThreadError (RuntimeError): release through a handle that holds nothing.
+        self.assertEqual(self.error_kind(d, d.call("b", "release", obj="B")), "RuntimeError")
+        waiter = d.call("b", "__enter__", obj="B")
+        self.assertFalse(d.returns_within(waiter, GRACE))
+        self.assertIsNone(d.value(d.call("a", "release", obj="A")))
+        self.assertIs(d.value(waiter), True)
+        self.assertIs(d.value(d.call("a", "acquire", {"block": False}, obj="A")), False)
+        self.assertIsNone(d.value(d.call("b", "__exit__", obj="B")))
+        self.assertIs(d.value(d.call("a", "acquire", {"block": False}, obj="A")), True)
+        d.ok("kill", actor="a")
+        self.assertIs(d.value(d.call("b", "acquire", {"timeout": WAIT / 2}, obj="B")), True)
+        d.ok("teardown")
+        self.assertEqual(_children_of(d.proc.pid), [])
+
+    def test_interprocess_reader_writer_lock(self):
+        d = self.greeted()
+        _, objects = self.handles("InterProcessReaderWriterLock")
+        d.setup([{"name": "a"}, {"name": "b"}], objects=objects)
+        self.assertIs(d.value(d.call("a", "acquire_read_lock", obj="A")), True)
+        self.assertIs(d.value(d.call("b", "acquire_read_lock", {"block": False}, obj="B")), True)
+        self.assertIsNone(d.value(d.call("b", "release_read_lock", obj="B")))
+        self.assertIs(d.value(d.call("b", "acquire_write_lock", {"timeout": 0.05}, obj="B")),
+                      False)
+        writer = d.call("b", "acquire_write_lock", {"block": True}, obj="B")
+        self.assertFalse(d.returns_within(writer, GRACE))
+        self.assertIsNone(d.value(d.call("a", "release_read_lock", obj="A")))
+        self.assertIs(d.value(writer), True)
+        self.assertIs(d.value(d.call("a", "acquire_read_lock", {"block": False}, obj="A")),
+                      False)
+        self.assertIsNone(d.value(d.call("b", "release_write_lock", obj="B")))
+        # fasteners 0.17 releases an unopened handle with fcntl.lockf(None): TypeError.
+        self.assertEqual(self.error_kind(d, d.call("b", "release_read_lock", obj="B")),
+                         "TypeError")
+
+    def test_spawned_actors_get_the_file_locks(self):
+        d = self.greeted()
+        _, objects = self.handles("InterProcessLock")
+        d.setup([{"name": "a"}, {"name": "b"}], objects=objects, start_method="spawn")
+        self.assertIs(d.value(d.call("a", "acquire", obj="A")), True)
+        self.assertIs(d.value(d.call("b", "acquire", {"block": False}, obj="B")), False)
+        self.assertEqual(self.error_kind(d, d.call("b", "release", obj="B")), "RuntimeError")
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
 
 
 class PureFunctionsTest(unittest.TestCase):

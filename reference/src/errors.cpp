@@ -8,5 +8,7 @@ const char* ValueError::kind() const noexcept { return "ValueError"; }
 const char* AssertionError::kind() const noexcept { return "AssertionError"; }
 const char* TimeoutError::kind() const noexcept { return "TimeoutError"; }
 const char* OwnerDied::kind() const noexcept { return "OwnerDied"; }
+const char* RuntimeError::kind() const noexcept { return "RuntimeError"; }
+const char* AttributeError::kind() const noexcept { return "AttributeError"; }
 
 }  // namespace mp

@@ -12,6 +12,8 @@
 // (the owner's acquire returns False). Semaphore: semaphore-admits-one-more (one unit more
 // than its value), bounded-no-raise (BoundedSemaphore release above its bound succeeds).
 // Barrier: barrier-releases-early, barrier-duplicate-index, barrier-action-twice.
+// RWLock: rwlock-writer-with-readers, rwlock-reader-preferred. InterProcessLock:
+// filelock-pidfile (see rwlock.cpp).
 #include <mp/errors.hpp>
 
 #include <cstring>
@@ -32,7 +34,7 @@ int main(int argc, char** argv) {
   const bool known = install_lock_mutant(which, b) || install_event_mutant(which, b) ||
                      install_condition_mutant(which, b) || install_rlock_mutant(which, b) ||
                      install_semaphore_mutant(which, b) ||
-                     install_barrier_mutant(which, b);
+                     install_barrier_mutant(which, b) || install_rwlock_mutant(which, b);
   if (!known) {
     std::cerr << "mpspec_driver_mutant: unknown mutant '" << which
               << "'; see the list at the top of conformance/backends/mutants/driver.cpp\n";

@@ -17,5 +17,6 @@ bool install_condition_mutant(const std::string& which, driverkit::Backend& b);
 bool install_rlock_mutant(const std::string& which, driverkit::Backend& b);
 bool install_semaphore_mutant(const std::string& which, driverkit::Backend& b);
 bool install_barrier_mutant(const std::string& which, driverkit::Backend& b);
+bool install_rwlock_mutant(const std::string& which, driverkit::Backend& b);  // and file locks
 
 }  // namespace mpspec::mutants

@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   register_event(b);
   register_condition(b);
   register_barrier(b);
+  register_rwlock(b);
+  register_file_locks(b);
+  register_local(b);
   b.map_error = [](const std::exception& e) -> std::pair<std::string, std::string> {
     if (auto* err = dynamic_cast<const mp::Error*>(&e)) return {err->kind(), err->what()};
     return {"Other", e.what()};

@@ -35,5 +35,8 @@ void register_semaphore(driverkit::Backend& b);  // Semaphore and BoundedSemapho
 void register_event(driverkit::Backend& b);
 void register_condition(driverkit::Backend& b);
 void register_barrier(driverkit::Backend& b);
+void register_rwlock(driverkit::Backend& b);
+void register_file_locks(driverkit::Backend& b);  // InterProcessLock, InterProcessReaderWriterLock
+void register_local(driverkit::Backend& b);
 
 }  // namespace mpspec::reference_backend

@@ -36,8 +36,7 @@ class Events {
       stash_.erase(it);
       return e;
     }
-    const std::int64_t deadline =
-        monotonic_ns() + static_cast<std::int64_t>(timing::huge() * 1e9);
+    const std::int64_t deadline = monotonic_ns() + static_cast<std::int64_t>(timing::huge() * 1e9);
     while (auto e = d_.next_event(deadline)) {
       if (e->value("tag", "") == tag) return *e;
       stash_[e->value("tag", "")] = *e;
@@ -50,9 +49,9 @@ class Events {
   std::map<std::string, Json> stash_;
 };
 
-#define MPSPEC_NEED_LOCK()                                                              \
+#define MPSPEC_NEED_LOCK()                                                           \
   if (!Backend::get().has_type("Lock")) GTEST_SKIP() << "UNSUPPORTED: no Lock type"; \
-  DriverProcess d(Backend::command()); \
+  DriverProcess d(Backend::command());                                               \
   Events ev(d)
 
 TEST(Protocol, MalformedLinesGetErrorReplies) {
@@ -92,11 +91,11 @@ TEST(Protocol, BadRequestsAreRefusedNotFatal) {
   MPSPEC_NEED_LOCK();
   ASSERT_TRUE(hello(d).value("ok", false));
   EXPECT_EQ(kind_of(d.request(Json{{"op", "frobnicate"}}, kLimit)), "ProtocolError");
-  Json bad_type = d.request(
-      Json{{"op", "setup"},
-           {"objects", Json::array({Json{{"name", "X"}, {"type", "NoSuchType"}}})},
-           {"actors", Json::array()}},
-      kLimit);
+  Json bad_type =
+      d.request(Json{{"op", "setup"},
+                     {"objects", Json::array({Json{{"name", "X"}, {"type", "NoSuchType"}}})},
+                     {"actors", Json::array()}},
+                kLimit);
   EXPECT_EQ(kind_of(bad_type), "Unsupported") << bad_type.dump();
   Json dup = d.request(Json{{"op", "setup"},
                             {"objects", Json::array({Json{{"name", "L"}, {"type", "Lock"}},
@@ -133,9 +132,10 @@ TEST(Protocol, CallsAreAsynchronousAndChecked) {
   ASSERT_TRUE(call("t2", "b", "acquire").value("ok", false));
   EXPECT_EQ(kind_of(call("t3", "b", "acquire")), "ProtocolError") << "thread busy";
   EXPECT_EQ(kind_of(call("t4", "nobody", "acquire")), "ProtocolError") << "unknown actor";
-  Json r = d.request(Json{{"op", "call"}, {"tag", "t5"}, {"actor", "a"}, {"object", "Nope"},
-                          {"method", "acquire"}},
-                     kLimit);
+  Json r = d.request(
+      Json{
+          {"op", "call"}, {"tag", "t5"}, {"actor", "a"}, {"object", "Nope"}, {"method", "acquire"}},
+      kLimit);
   EXPECT_EQ(kind_of(r), "ProtocolError") << "unknown object";
   EXPECT_FALSE(call("t6", "a", "no_such_method").value("ok", true)) << "unknown method";
   ASSERT_TRUE(call("t7", "a", "release").value("ok", false));
@@ -160,7 +160,10 @@ TEST(Protocol, TimestampsComeFromTheSharedMonotonicClock) {
   for (int i = 0; i < 5; ++i) {
     const std::string tag = "c" + std::to_string(i);
     const std::int64_t sent = monotonic_ns();
-    ASSERT_TRUE(d.request(Json{{"op", "call"}, {"tag", tag}, {"actor", "a"}, {"object", "L"},
+    ASSERT_TRUE(d.request(Json{{"op", "call"},
+                               {"tag", tag},
+                               {"actor", "a"},
+                               {"object", "L"},
                                {"method", i % 2 ? "release" : "acquire"}},
                           kLimit)
                     .value("ok", false));
@@ -182,9 +185,10 @@ TEST(Protocol, KillReportsRunningCallsAsInfo) {
   ASSERT_TRUE(
       setup_lock(d, Json::array({Json{{"name", "a"}}, Json{{"name", "b"}}})).value("ok", false));
   auto call = [&](const std::string& tag, const std::string& actor) {
-    return d.request(Json{{"op", "call"}, {"tag", tag}, {"actor", actor}, {"object", "L"},
-                          {"method", "acquire"}},
-                     kLimit);
+    return d.request(
+        Json{
+            {"op", "call"}, {"tag", tag}, {"actor", actor}, {"object", "L"}, {"method", "acquire"}},
+        kLimit);
   };
   ASSERT_TRUE(call("hold", "a").value("ok", false));
   ASSERT_EQ(ev.get("hold").value("status", ""), "ok");
@@ -209,9 +213,9 @@ TEST(Protocol, TeardownReportsRunningCallsAndByeExits) {
   ASSERT_TRUE(
       setup_lock(d, Json::array({Json{{"name", "a"}}, Json{{"name", "b"}}})).value("ok", false));
   auto acquire = [&](const char* who) {
-    return d.request(Json{{"op", "call"}, {"tag", who}, {"actor", who}, {"object", "L"},
-                          {"method", "acquire"}},
-                     kLimit);
+    return d.request(
+        Json{{"op", "call"}, {"tag", who}, {"actor", who}, {"object", "L"}, {"method", "acquire"}},
+        kLimit);
   };
   ASSERT_TRUE(acquire("a").value("ok", false));
   Json first = ev.get("a");
@@ -232,6 +236,28 @@ TEST(Protocol, TeardownReportsRunningCallsAndByeExits) {
     }
   }
   EXPECT_FALSE(d.alive()) << "the driver did not exit after bye";
+}
+
+}  // namespace
+}  // namespace mpspec
+
+namespace mpspec {
+namespace {
+
+// [protocol.setup.independent] An independent actor builds its own objects: its Lock "L" is
+// not the parent's nor a forked actor's, so a lock held by one actor is free for it.
+TEST(Protocol, IndependentActorsShareNothing) {
+  MPSPEC_CLAUSES("[protocol.setup.independent]");
+  Scenario s;
+  s.object("L", "Lock").needs_method("Lock", "acquire");
+  s.actor("a").independent_actor("u");
+  s.needs_feature("nonblocking");
+  MPSPEC_START(s);
+  ASSERT_TRUE(s.await(s.call("a", "L", "acquire")).ok(true));
+  const auto& r = s.await(s.call("u", "L", "acquire", Json{{"block", false}}));
+  EXPECT_TRUE(r.ok(true)) << "the independent actor shares the forked actor's Lock: " << r;
+  EXPECT_TRUE(s.await(s.call("u", "L", "acquire", Json{{"block", false}})).ok(false))
+      << "the independent actor's own Lock does not work";
 }
 
 }  // namespace

@@ -88,7 +88,8 @@ TEST(Semaphore, ZeroIsAllowed) {
 std::string negative_setup_error(const char* type) {
   Scenario s;
   s.object("S", type, Json{{"value", -1}}).actor("a");
-  if (!Backend::get().has_type(type)) return "UNSUPPORTED";
+  if (!Backend::get().has_type(type))
+    return std::string("UNSUPPORTED: the backend does not offer type ") + type;
   try {
     const std::string why = s.start();
     return why.empty() ? "" : "UNSUPPORTED: " + why;

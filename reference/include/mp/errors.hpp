@@ -97,6 +97,27 @@ class OwnerDied final : public Error {
   const char* kind() const noexcept override;
 };
 
+// mp::RuntimeError
+//
+// The call is not valid for the object's current state in a way CPython
+// reports as RuntimeError (for example acquiring a file lock again through the
+// handle that already holds it). Kind "RuntimeError".
+class RuntimeError final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
+// mp::AttributeError
+//
+// A name has no value (for example reading a process-local value that was
+// never set in this thread of this process). Kind "AttributeError".
+class AttributeError final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
 }  // namespace mp
 
 #endif  // MP_ERRORS_HPP_
