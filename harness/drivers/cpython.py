@@ -64,7 +64,7 @@ MP = multiprocessing
 # the actors are still processes of the standard library's multiprocessing).
 LIBRARIES = ("multiprocessing", "fasteners")
 LIBRARY = "multiprocessing"
-FEATURES = ["timeout", "nonblocking", "threads", "kill", "prelude"]
+FEATURES = ["timeout", "nonblocking", "threads", "kill", "prelude", "independent"]
 
 # Upper bound on worker threads per actor (a sanity limit, not a CPython one).
 MAX_THREADS = 256
@@ -640,6 +640,27 @@ def _actor_main(name, nthreads, objects, commands, results, library="multiproces
         os._exit(0)
 
 
+def _independent_actor_main(name, nthreads, spec, commands, results, library):
+    """Entry point of an independent actor (protocol 3.2, setup.independent): a spawned
+    interpreter that shares no object with the driver.  ``spec`` is ``(module, entries)``: the
+    driver's --module and the setup's object entries ``(name, type name, kwargs)``, which it
+    builds itself, in order, references resolved among its own objects (no prelude); then it
+    runs as ``_actor_main``.  Its objects are never shared, so they come from the fork context
+    (a SemLock's name is unlinked at once: nothing for a resource tracker)."""
+    module, entries = spec
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # not even the driver's stdin
+    os.close(devnull)
+    select_module(module)
+    select_library(library)
+    ctx = MP.get_context("fork" if "fork" in MP.get_all_start_methods() else None)
+    objects = {}
+    for objname, typename, kwargs in entries:
+        kwargs = _map_refs(kwargs, Driver._constructor_ref(objects))
+        objects[objname] = (typename, TYPES[typename].create(ctx, kwargs))
+    _actor_main(name, nthreads, objects, commands, results, library)
+
+
 def _actor_worker(inbox, objects, send):
     while True:
         tag, objname, method, kwargs = inbox.get()
@@ -1071,12 +1092,15 @@ class Driver:
             name, threads = item.get("name"), item.get("threads", 1)
             if not isinstance(name, str) or not name:
                 raise _protocol_error("%s: name must be a non-empty string" % where)
-            if any(name == other for other, _ in actors):
+            if any(name == other for other, _, _ in actors):
                 raise _protocol_error("duplicate actor name %r" % name)
             if not _int_field(threads) or not 1 <= threads <= MAX_THREADS:
                 raise _protocol_error("%s: threads must be an integer in 1..%d"
                                       % (where, MAX_THREADS))
-            actors.append((name, threads))
+            independent = item.get("independent", False)
+            if not isinstance(independent, bool):
+                raise _protocol_error("%s: independent must be a bool" % where)
+            actors.append((name, threads, objects if independent else None))
 
         # Build.  On any failure, tear the partial setup down and reply SetupError.
         ctx = MP.get_context(start_method)
@@ -1108,8 +1132,8 @@ class Driver:
                 if runner is not None:
                     runner.stop()
                     del runner
-            for name, threads in actors:
-                self._start_actor(session, name, threads)
+            for name, threads, entries in actors:
+                self._start_actor(session, name, threads, entries)
             self._await_ready(session)
         except BaseException:
             self._teardown("teardown", announce=False)
@@ -1141,15 +1165,22 @@ class Driver:
 
         return convert
 
-    def _start_actor(self, session, name, threads):
-        ctx = session.ctx
+    def _start_actor(self, session, name, threads, entries=None):
+        # Every object goes to every actor, as a Process argument (inheritance); except to an
+        # independent one (`entries`: the setup's object entries), a fresh interpreter started
+        # by the standard library's spawn (whatever --module: its process machinery is not
+        # under test) that builds its own objects from the entries.
+        if entries is None:
+            ctx, target, objects = session.ctx, _actor_main, dict(session.objects)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            target, objects = _independent_actor_main, (MP.__name__, entries)
         command_r, command_w = ctx.Pipe(duplex=False)
         result_r, result_w = ctx.Pipe(duplex=False)
-        # Every object goes to every actor, as a Process argument (inheritance).
         process = ctx.Process(
-            target=_actor_main,
+            target=target,
             name="mpspec-actor-%s" % name,
-            args=(name, threads, dict(session.objects), command_r, result_w, LIBRARY),
+            args=(name, threads, objects, command_r, result_w, LIBRARY),
             daemon=True,
         )
         actor = Actor(name, threads, process, command_w, result_r)
@@ -1387,8 +1418,12 @@ class Driver:
             self._teardown("teardown")
         except BaseException:
             _log("error during teardown:\n%s" % traceback.format_exc())
-        # Anything multiprocessing still knows about (e.g. a start interrupted by a signal).
-        for child in MP.active_children():
+        # Anything multiprocessing still knows about (e.g. a start interrupted by a signal);
+        # independent actors are the standard library's processes.
+        children = MP.active_children()
+        if MP is not multiprocessing:
+            children += multiprocessing.active_children()
+        for child in children:
             try:
                 child.kill()
                 child.join(REAP_TIMEOUT)
@@ -1398,9 +1433,12 @@ class Driver:
 
 
 def _stop_helpers():
-    """Stop the resource tracker and forkserver processes, if this driver started them."""
-    helpers = ((MP.__name__ + ".resource_tracker", "_resource_tracker"),
-               (MP.__name__ + ".forkserver", "_forkserver"))
+    """Stop the resource tracker and forkserver processes, if this driver started them (the
+    standard library's too: spawning an independent actor starts its resource tracker)."""
+    packages = sorted({MP.__name__, "multiprocessing"})
+    helpers = [(package + module, attribute) for package in packages
+               for module, attribute in ((".resource_tracker", "_resource_tracker"),
+                                         (".forkserver", "_forkserver"))]
     for module_name, attribute in helpers:
         module = sys.modules.get(module_name)
         helper = getattr(module, attribute, None) if module is not None else None
