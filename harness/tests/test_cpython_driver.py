@@ -342,8 +342,8 @@ class HelloAndSetupTest(DriverTestCase):
             "Condition": lock + ["wait", "wait_for", "notify", "notify_all"],
             "Barrier": ["wait", "abort", "reset", "parties", "n_waiting", "broken"],
         })
-        self.assertEqual(set(result["features"]),
-                         {"timeout", "nonblocking", "threads", "kill", "prelude"})
+        self.assertEqual(set(result["features"]), {"timeout", "nonblocking", "threads", "kill",
+                                                   "prelude", "independent"})
         self.assertEqual(result["start_methods"], module.get_all_start_methods())
         self.assertEqual(d.error("hello", protocol=2), "ProtocolError")
 
@@ -687,6 +687,55 @@ class StartMethodTest(DriverTestCase):
         self.require_start_method("forkserver")
         d = self.greeted()
         self.check_basic(d, "forkserver", via_setup=True)
+
+
+class IndependentActorTest(DriverTestCase):
+    """[protocol.setup.independent]: an actor with "independent": true is a fresh interpreter
+    that builds its own objects from the setup's entries (no prelude) and shares none."""
+
+    def test_objects_are_its_own(self):
+        d = self.greeted()
+        pids = d.setup([{"name": "a"}, {"name": "u", "independent": True, "threads": 2}],
+                       objects=[_obj("L", "Lock"), _obj("M", "Lock"),
+                                _obj("C", "Condition", lock={"$ref": "L"})],
+                       prelude=[{"object": "M", "method": "acquire"}])
+        self.assertIn(pids["u"], _children_of(d.proc.pid))
+        self.assertIs(d.value(d.call("a", "acquire")), True)
+        self.assertIs(d.value(d.call("a", "acquire", {"block": False}, obj="M")), False)
+        # The forked actor holds "L", the parent "M": the independent actor's are free.
+        self.assertIs(d.value(d.call("u", "acquire", {"block": False})), True)
+        self.assertIs(d.value(d.call("u", "acquire", {"block": False}, thread=1)), False)
+        self.assertIs(d.value(d.call("u", "acquire", {"block": False}, obj="M")), True)
+        # Its "C" was built on its own "L" ($ref resolved among its objects): held by u.
+        self.assertIs(d.value(d.call("u", "acquire", {"block": False}, obj="C")), False)
+        self.assertIsNone(d.value(d.call("u", "release")))
+        self.assertIs(d.value(d.call("u", "acquire", {"block": False}, obj="C")), True)
+        self.assertIs(d.value(d.call("a", "acquire", {"block": False})), False)
+        blocked = d.call("u", "acquire", {"timeout": None}, thread=1)
+        self.assertFalse(d.returns_within(blocked, GRACE))
+        self.assertEqual(d.ok("kill", actor="u"), {"exitcode": -signal.SIGKILL})
+        self.assertEqual(d.wait_event(blocked)["status"], "info")
+        self.assertFalse(_pid_exists(pids["u"]))
+        helpers = _children_of(d.proc.pid)
+        self.assertEqual(d.ok("bye"), {})
+        self.assertEqual(d.wait_exit(), 0)
+        for pid in list(pids.values()) + helpers:
+            self.assertFalse(_pid_exists(pid), "process %d left behind" % pid)
+        self.assertNotIn("leaked", d.stderr)
+        self.assertNotIn("Traceback", d.stderr)
+
+    def test_independent_must_be_a_bool(self):
+        d = self.greeted()
+        for value in (1, "yes", None, [True]):
+            reply = d.request("setup", objects=[_obj("L", "Lock")],
+                              actors=[{"name": "u", "independent": value}])
+            self.assertEqual(reply["error"]["kind"], "ProtocolError", reply)
+        pids = d.setup([{"name": "a", "independent": False},
+                        {"name": "u", "independent": True}])
+        self.assertEqual(set(pids), {"a", "u"})
+        d.ok("teardown")
+        for pid in pids.values():
+            self.assertFalse(_pid_exists(pid), "actor %d left behind" % pid)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1122,6 +1171,24 @@ class FastenersLibraryTest(DriverTestCase):
         # fasteners 0.17 releases an unopened handle with fcntl.lockf(None): TypeError.
         self.assertEqual(self.error_kind(d, d.call("b", "release_read_lock", obj="B")),
                          "TypeError")
+
+    def test_independent_actor_shares_only_the_path(self):
+        # The independent actor builds its own handle "B" on the path: a fresh interpreter
+        # with the fasteners table, excluded by the forked actor's hold.
+        d = self.greeted()
+        _, objects = self.handles("InterProcessLock")
+        d.setup([{"name": "a"}, {"name": "u", "independent": True}], objects=objects)
+        self.assertIs(d.value(d.call("a", "acquire", obj="A")), True)
+        self.assertIs(d.value(d.call("u", "acquire", {"block": False}, obj="B")), False)
+        waiter = d.call("u", "acquire", obj="B")
+        self.assertFalse(d.returns_within(waiter, GRACE))
+        self.assertIsNone(d.value(d.call("a", "release", obj="A")))
+        self.assertIs(d.value(waiter), True)
+        self.assertIs(d.value(d.call("a", "acquire", {"block": False}, obj="A")), False)
+        self.assertEqual(self.error_kind(d, d.call("u", "release", obj="A")), "RuntimeError")
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+        self.assertNotIn("Traceback", d.stderr)
 
     def test_spawned_actors_get_the_file_locks(self):
         d = self.greeted()
