@@ -1,6 +1,6 @@
 // Benchmarks of mp::RWLock beside its system peer, pthread_rwlock_t, in one
 // binary so that the figures come from the same run (the dev VM drifts by
-// +-30-50% between runs; compare ratios, see research/performance-baselines.md).
+// +-30-50% between runs: compare ratios, not absolute figures).
 // Every lock lives in MAP_SHARED memory; the pthread locks are initialised
 // with PTHREAD_PROCESS_SHARED, in two kinds:
 //
@@ -11,7 +11,10 @@
 //
 //   Uncontended/read/*   acquire_read()+release_read() pairs in one thread
 //                        (pthread_rwlock_rdlock + unlock). mp::RWLock's path is
-//                        one load and one CAS for each half, inline.
+//                        one CAS for each half, inline (the CAS guesses the
+//                        word; no load before it); glibc takes a read with
+//                        an atomic add and releases it with a CAS loop, after
+//                        reading a few other fields (owner, flags), in calls.
 //   Uncontended/write/*  acquire_write()+release_write() pairs in one thread
 //                        (pthread_rwlock_wrlock + unlock).
 //   Uncontended/read(timeout=1)/mp::RWLock
@@ -25,10 +28,6 @@
 // (either kind). The write figures are informative.
 #include <benchmark/benchmark.h>
 #include <pthread.h>
-
-#include <atomic>
-#include <cstdint>
-#include <new>
 
 #include "mp/platform/shm.hpp"
 #include "mp/rwlock.hpp"

@@ -108,7 +108,8 @@ static_assert(sizeof(RWLockState) == 64 && alignof(RWLockState) == 64);
 // Waiting costs no CPU: a blocked caller first spins briefly (a few dozen
 // reads of the word), then sleeps in the kernel (a shared futex). Uncontended,
 // each of acquire_read(), release_read(), acquire_write() and release_write()
-// is at most one load and one compare-and-swap; none enters the kernel.
+// is one compare-and-swap (acquire_read() and release_read() need a second
+// one when other readers hold the lock); none enters the kernel.
 //
 // Fairness: writers first. A reader does not enter while a writer holds the
 // lock *or waits for it*, so a continuous stream of readers cannot starve a
@@ -120,7 +121,11 @@ static_assert(sizeof(RWLockState) == 64 && alignof(RWLockState) == 64);
 // go to a newcomer before a woken writer runs). A release that makes the lock
 // available to a waiter always wakes one (no lost wake-ups), and so does a
 // writer that gives up at its deadline: the readers it was holding back are
-// let in, unless another writer still waits.
+// let in, unless another writer still waits. (One narrow race weakens the
+// preference without breaking it: when a release finds no writer asleep
+// because the only one is between announcing itself and going to sleep, or
+// when a writer gives up just as another announces itself, readers woken at
+// that moment may enter first; the writer then waits for those readers only.)
 //
 // Not reentrant, no upgrade, no downgrade. Counts are all the lock keeps:
 //   * A reader that asks for a second read while a writer waits deadlocks:
@@ -341,12 +346,13 @@ class RWLock {
   RWLockState* state_;
 };
 
-// Fast paths, inline: one load and one compare-and-swap, no system call.
+// Fast paths, inline: a compare-and-swap that guesses the word's usual value
+// (the lock free, or held by the caller alone), then, if the guess was wrong,
+// a loop of compare-and-swaps on the value that the failed one loaded. No
+// separate load: the cache line is fetched once, for writing. No system call.
 
 inline bool RWLock::try_lock_shared() {
-  // First guess the word: free. A failed compare-and-swap loads it, so the
-  // cache line is fetched once, for writing.
-  std::uint32_t w = 0;
+  std::uint32_t w = 0;  // first guess: free
   if (state_->word.compare_exchange_strong(w, 1, std::memory_order_acquire,
                                            std::memory_order_relaxed)) {
     return true;
@@ -390,7 +396,7 @@ inline void RWLock::release_read() {
 }
 
 inline bool RWLock::try_lock() noexcept {
-  std::uint32_t w = 0;  // first guess: free; a failed compare-and-swap loads the word
+  std::uint32_t w = 0;  // first guess: free
   // Free, possibly with waiter bits (kept as they are).
   while ((w & (kReaderMask | kWriteLocked)) == 0) {
     if (state_->word.compare_exchange_weak(w, w | kWriteLocked, std::memory_order_acquire,
