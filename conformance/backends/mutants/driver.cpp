@@ -13,7 +13,7 @@
 // than its value), bounded-no-raise (BoundedSemaphore release above its bound succeeds).
 // Barrier: barrier-releases-early, barrier-duplicate-index, barrier-action-twice.
 // RWLock: rwlock-writer-with-readers, rwlock-reader-preferred. InterProcessLock:
-// filelock-pidfile (see rwlock.cpp).
+// filelock-pidfile (see rwlock.cpp). SharedLock: shared-lock-reentrant-ok.
 #include <mp/errors.hpp>
 
 #include <cstring>
@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   const bool known = install_lock_mutant(which, b) || install_event_mutant(which, b) ||
                      install_condition_mutant(which, b) || install_rlock_mutant(which, b) ||
                      install_semaphore_mutant(which, b) ||
-                     install_barrier_mutant(which, b) || install_rwlock_mutant(which, b);
+                     install_barrier_mutant(which, b) || install_rwlock_mutant(which, b) ||
+                     install_shared_lock_mutant(which, b);
   if (!known) {
     std::cerr << "mpspec_driver_mutant: unknown mutant '" << which
               << "'; see the list at the top of conformance/backends/mutants/driver.cpp\n";

@@ -18,5 +18,6 @@ bool install_rlock_mutant(const std::string& which, driverkit::Backend& b);
 bool install_semaphore_mutant(const std::string& which, driverkit::Backend& b);
 bool install_barrier_mutant(const std::string& which, driverkit::Backend& b);
 bool install_rwlock_mutant(const std::string& which, driverkit::Backend& b);  // and file locks
+bool install_shared_lock_mutant(const std::string& which, driverkit::Backend& b);
 
 }  // namespace mpspec::mutants

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   register_condition(b);
   register_barrier(b);
   register_rwlock(b);
+  register_shared_lock(b);
   register_file_locks(b);
   register_local(b);
   b.map_error = [](const std::exception& e) -> std::pair<std::string, std::string> {

@@ -36,6 +36,7 @@ void register_event(driverkit::Backend& b);
 void register_condition(driverkit::Backend& b);
 void register_barrier(driverkit::Backend& b);
 void register_rwlock(driverkit::Backend& b);
+void register_shared_lock(driverkit::Backend& b);
 void register_file_locks(driverkit::Backend& b);  // InterProcessLock, InterProcessReaderWriterLock
 void register_local(driverkit::Backend& b);
 
