@@ -264,3 +264,38 @@ TEST(RWLock, KilledWaitingReaderLeavesNoTrace) {
 
 }  // namespace
 }  // namespace mpspec
+
+namespace mpspec {
+namespace {
+
+TEST(RWLock, KilledWriterHolderKeepsSurvivorsSafe) {
+  // [rwlock.kill.holder] is a MAY: the dead writer's hold may stay or be recovered. Either way
+  // the survivors' outcomes must fit the model, and a recovered lock must be fully usable.
+  MPSPEC_CLAUSES("[rwlock.kill.holder]");
+  Scenario s;
+  s.object("R", "RWLock");
+  for (const char* m : {"acquire_read", "acquire_write", "release_read", "release_write"})
+    s.needs_method("RWLock", m);
+  s.actor("w").actor("a").actor("b");
+  s.needs_feature("kill").needs_feature("timeout");
+  MPSPEC_START(s);
+  ASSERT_TRUE(s.await(s.call("w", "R", "acquire_write")).ok(true));
+  s.kill("w");
+  const Json t = Json{{"block", true}, {"timeout", timing::small()}};
+  const auto& r = s.await(s.call("a", "R", "acquire_read", t));
+  ASSERT_TRUE(r.ok()) << r;
+  if (r.ok(true)) {
+    // Recovered: readers share, and a writer waits for them.
+    EXPECT_TRUE(s.await(s.call("b", "R", "acquire_read", t)).ok(true));
+    EXPECT_TRUE(s.await(s.call("b", "R", "acquire_write", Json{{"block", false}})).ok(false));
+  } else {
+    // Kept: nobody gets in, in either mode.
+    EXPECT_TRUE(s.await(s.call("b", "R", "acquire_write", Json{{"block", false}})).ok(false));
+  }
+  auto c = s.check();
+  if (c.verdict == check::Verdict::kUnknown) GTEST_SKIP() << "UNRESOLVED:\n" << c.summary();
+  EXPECT_EQ(c.verdict, check::Verdict::kLinearizable) << c.summary();
+}
+
+}  // namespace
+}  // namespace mpspec
