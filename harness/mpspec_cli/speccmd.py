@@ -30,6 +30,8 @@ def _table(out, items, t):
             shown = ", ".join(tests)
         elif c.level == "withdrawn":
             shown = "(withdrawn)"
+        elif c.level == "MUST" and not c.protocol and c.draft:
+            shown = "(draft: no test yet)"
         elif c.level == "MUST" and not c.protocol:
             shown = "(NO TEST)"
         else:

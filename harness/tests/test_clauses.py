@@ -96,6 +96,16 @@ class TraceTest(unittest.TestCase):
         self.assertIn("(NO TEST)", text)
         self.assertNotIn("[widget.fast] has no test", text)  # SHOULD: not an error
 
+    def test_draft_chapter_only_warns(self):
+        spec = ("**Status: draft.** Clauses may lack tests for now.\n\n" + support.SPEC_CHAPTER +
+                "\n**[widget.lonely]** MUST, core. Nobody tests this yet.\n")
+        root = support.make_tree(self.tmp.path, spec=spec)
+        rc, text = self.spec(root)
+        self.assertEqual(rc, 0, text)
+        self.assertIn("(draft: no test yet)", text)
+        self.assertIn("warning:", text)
+        self.assertIn("[widget.lonely] has no test yet (draft chapter)", text)
+
     def test_unknown_and_withdrawn_labels_fail(self):
         tests = support.TESTS_CPP + ('TEST(Widget, Typo) {\n  MPSPEC_CLAUSES("[widget.mkae.empty]");\n}\n'
                                      'TEST(Widget, Old) {\n  MPSPEC_CLAUSES("[widget.old]");\n}\n'
