@@ -2,6 +2,8 @@
 // one vtable and one type_info, also when libmp is a shared library.
 #include "mp/errors.hpp"
 
+#include <utility>
+
 namespace mp {
 
 const char* ValueError::kind() const noexcept { return "ValueError"; }
@@ -10,5 +12,19 @@ const char* TimeoutError::kind() const noexcept { return "TimeoutError"; }
 const char* OwnerDied::kind() const noexcept { return "OwnerDied"; }
 const char* RuntimeError::kind() const noexcept { return "RuntimeError"; }
 const char* AttributeError::kind() const noexcept { return "AttributeError"; }
+
+OSError::OSError(int errnum, const std::string& strerror)
+    : Error("[Errno " + std::to_string(errnum) + "] " + strerror), errnum_(errnum) {}
+const char* OSError::kind() const noexcept { return "OSError"; }
+const char* EOFError::kind() const noexcept { return "EOFError"; }
+BufferTooShort::BufferTooShort(std::string message)
+    : Error("message of " + std::to_string(message.size()) + " bytes does not fit the buffer"),
+      message_(std::make_shared<const std::string>(std::move(message))) {}
+const char* BufferTooShort::kind() const noexcept { return "BufferTooShort"; }
+const char* AuthenticationError::kind() const noexcept { return "AuthenticationError"; }
+const char* ProcessError::kind() const noexcept { return "ProcessError"; }
+const char* NotImplementedError::kind() const noexcept { return "NotImplementedError"; }
+const char* TypeError::kind() const noexcept { return "TypeError"; }
+const char* OverflowError::kind() const noexcept { return "OverflowError"; }
 
 }  // namespace mp

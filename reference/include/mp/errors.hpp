@@ -20,6 +20,16 @@
 //   mp::OwnerDied        "OwnerDied": the process or thread that held a robust
 //                        object died while holding it; the caller now holds it
 //                        and the protected data may be inconsistent
+//   mp::OSError          "OSError": the system refused, or a closed or
+//                        one-way connection; carries errno (0 if none)
+//   mp::EOFError         "EOFError": the peer closed, nothing left to read
+//   mp::BufferTooShort   "BufferTooShort": a message longer than the buffer
+//   mp::AuthenticationError "AuthenticationError": a failed handshake
+//   mp::ProcessError     "ProcessError": a process could not be started
+//   mp::NotImplementedError "NotImplementedError": the system cannot tell
+//   mp::TypeError        "TypeError": a value of the wrong type, or one that
+//                        cannot be carried
+//   mp::OverflowError    "OverflowError": a number too large for its type
 //
 // Operating-system failures that no kind describes (mmap running out of
 // memory, ...) are reported as `std::system_error`. Outcomes that are expected
@@ -36,7 +46,9 @@
 #ifndef MP_ERRORS_HPP_
 #define MP_ERRORS_HPP_
 
+#include <memory>
 #include <stdexcept>
+#include <string>
 
 namespace mp {
 
@@ -113,6 +125,115 @@ class RuntimeError final : public Error {
 // A name has no value (for example reading a process-local value that was
 // never set in this thread of this process). Kind "AttributeError".
 class AttributeError final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
+// mp::OSError
+//
+// The operating system refused a call, or a handle is in a state that CPython
+// reports as OSError: a closed Connection or Listener, a read on a write-only
+// connection, a message longer than `maxlength`, end of file inside a message,
+// a broken pipe. Kind "OSError" (CPython's subclasses such as BrokenPipeError
+// and ConnectionResetError are all this kind; errnum() tells them apart).
+//
+//   mp::OSError(EPIPE, "Broken pipe")  what() == "[Errno 32] Broken pipe"
+//   mp::OSError("handle is closed")     what() == "handle is closed", errnum() 0
+class OSError final : public Error {
+ public:
+  // An error without an errno (CPython's `OSError(message)`).
+  explicit OSError(const std::string& message) : Error(message), errnum_(0) {}
+  // An error with an errno; what() is "[Errno <errnum>] <strerror>" as in
+  // CPython. `strerror` is the description, usually std::strerror(errnum).
+  OSError(int errnum, const std::string& strerror);
+
+  const char* kind() const noexcept override;
+
+  // The errno value, or 0 when the error has none (Python's `errno is None`).
+  int errnum() const noexcept { return errnum_; }
+
+ private:
+  int errnum_;
+};
+
+// mp::EOFError
+//
+// A read found the peer's end closed with nothing left to read (no byte of a
+// new message had arrived). Kind "EOFError". End of file *inside* a message is
+// an OSError instead. what() is empty, as `str(EOFError())` is in Python.
+class EOFError final : public Error {
+ public:
+  EOFError() : Error("") {}
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
+// mp::BufferTooShort
+//
+// `Connection::recv_bytes_into` received a message longer than the space the
+// buffer has after the offset. The message was consumed; message() holds all
+// of it (CPython: `e.args[0]`). Kind "BufferTooShort".
+class BufferTooShort final : public Error {
+ public:
+  explicit BufferTooShort(std::string message);
+  const char* kind() const noexcept override;
+
+  // The whole message that did not fit (arbitrary bytes).
+  const std::string& message() const noexcept { return *message_; }
+
+ private:
+  // Shared so that copying the exception cannot throw.
+  std::shared_ptr<const std::string> message_;
+};
+
+// mp::AuthenticationError
+//
+// The authentication handshake of a Listener or Client failed: the peer used
+// another key, did not follow the protocol, or proposed an unsupported
+// digest. Kind "AuthenticationError".
+class AuthenticationError final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
+// mp::ProcessError
+//
+// A process could not be started for a reason CPython reports as
+// `multiprocessing.ProcessError` (e.g. mp::Process::start() found no task
+// registered under the process's task name). Kind "ProcessError".
+class ProcessError final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
+// mp::NotImplementedError
+//
+// The system cannot provide what was asked (e.g. mp::cpu_count() when the
+// number of CPUs is unknown). Kind "NotImplementedError".
+class NotImplementedError final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
+// mp::TypeError
+//
+// A value has the wrong type for the call, or cannot be carried (e.g. reading
+// a `mp::Value` holding a string as an int). Kind "TypeError".
+class TypeError final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
+// mp::OverflowError
+//
+// A number is too large for the type that must hold it (e.g. a pickled int
+// outside int64). Kind "OverflowError".
+class OverflowError final : public Error {
  public:
   using Error::Error;
   const char* kind() const noexcept override;
