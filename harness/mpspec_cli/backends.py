@@ -46,7 +46,7 @@ from . import tomlload
 from .errors import EnvError, UserError
 
 KEYS = {"driver", "expectations", "description", "profile", "start_method", "mutant", "must_fail",
-        "check"}
+        "check", "timeout_multiplier"}
 DISCOVER_KEYS = {"interpreters", "name", "driver", "expectations", "overrides", "min_version",
                  "description", "profile", "start_method"}
 PROBE_TIMEOUT = 10.0  # seconds, for an interpreter's version or a backend's check command
@@ -65,6 +65,9 @@ class Backend:
     mutant: bool = False
     must_fail: List[str] = field(default_factory=list)
     check: Optional[str] = None  # with placeholders: exits 0 when the backend can run here
+    # Mutants only: the --timeout-multiplier the mutant check runs it with (a mutant that hangs
+    # is caught by a TIMEOUT; a smaller multiplier gets there sooner). None: the default.
+    timeout_multiplier: Optional[float] = None
     # Discovered backends: more expectations files (absolute, applied after `expectations`,
     # entry by entry), and why the backend cannot run here (None: it can, as far as known).
     overrides: List[str] = field(default_factory=list)
@@ -175,11 +178,19 @@ def load(path, discover=True):
             raise UserError("%s: 'must_fail' is only for mutants (mutant = true)" % where)
         if "check" in entry and (not isinstance(entry["check"], str) or not entry["check"].strip()):
             raise UserError("%s: 'check' must be a non-empty string" % where)
+        tm = entry.get("timeout_multiplier")
+        if tm is not None:
+            if isinstance(tm, bool) or not isinstance(tm, (int, float)) or not 0 < tm <= 100:
+                raise UserError("%s: 'timeout_multiplier' must be a number in (0, 100]" % where)
+            if not entry.get("mutant", False):
+                raise UserError("%s: 'timeout_multiplier' is only for mutants (mutant = true)"
+                                % where)
         for template in (driver, entry.get("expectations") or "", entry.get("check") or ""):
             expand(template, "b", "r", "p")  # reports unknown placeholders now
         out[name] = Backend(name, driver, entry.get("description", ""), entry.get("expectations"),
                             entry.get("profile"), entry.get("start_method"),
-                            entry.get("mutant", False), list(must_fail), entry.get("check"))
+                            entry.get("mutant", False), list(must_fail), entry.get("check"),
+                            float(tm) if tm is not None else None)
     sections = data.get("discover", {})
     if not isinstance(sections, dict):
         raise UserError("%s: 'discover' must hold [discover.NAME] tables" % path)

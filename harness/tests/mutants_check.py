@@ -33,8 +33,9 @@ def check(name, entry, args, reports):
            "--build-dir", args.build_dir, "--json", out_json]
     if args.watchdog:
         cmd += ["--watchdog", str(args.watchdog)]
-    if args.timeout_multiplier:
-        cmd += ["--timeout-multiplier", str(args.timeout_multiplier)]
+    multiplier = args.timeout_multiplier or entry.timeout_multiplier
+    if multiplier:
+        cmd += ["--timeout-multiplier", str(multiplier)]
     artifacts = os.path.join(os.path.abspath(args.build_dir), "mpspec-artifacts", name)
     cmd += ["--artifacts", artifacts]
     if os.path.exists(out_json):

@@ -36,6 +36,12 @@ class RegistryTest(unittest.TestCase):
         for b in self.reg.values():
             self.assertTrue(b.description, b.name)
 
+    def test_timeout_multiplier(self):
+        reg = self.registry('[backends.x]\ndriver = "d"\nmutant = true\ntimeout_multiplier = 0.25\n')
+        self.assertEqual(reg["x"].timeout_multiplier, 0.25)
+        self.assertIsNone(self.reg["reference"].timeout_multiplier)
+        self.assertEqual(self.reg["mutant-filelock-pidfile"].timeout_multiplier, 0.25)
+
     def test_must_fail_names_existing_tests(self):
         from mpspec_cli import clauses
         names = {t.name for t in clauses.scan_tests(support.ROOT)}
@@ -66,6 +72,9 @@ class RegistryTest(unittest.TestCase):
             "placeholder": '[backends.x]\ndriver = "{bulid}/d"\n',
             "profile": '[backends.x]\ndriver = "d"\nprofile = "loose"\n',
             "must_fail without mutant": '[backends.x]\ndriver = "d"\nmust_fail = ["A.B"]\n',
+            "timeout_multiplier without mutant": '[backends.x]\ndriver = "d"\ntimeout_multiplier = 0.5\n',
+            "timeout_multiplier zero": '[backends.x]\ndriver = "d"\nmutant = true\ntimeout_multiplier = 0\n',
+            "timeout_multiplier string": '[backends.x]\ndriver = "d"\nmutant = true\ntimeout_multiplier = "x"\n',
             "no table": 'x = 1\n',
             "syntax": '[backends.x\n',
         }
