@@ -13,7 +13,8 @@
 // than its value), bounded-no-raise (BoundedSemaphore release above its bound succeeds).
 // Barrier: barrier-releases-early, barrier-duplicate-index, barrier-action-twice.
 // RWLock: rwlock-writer-with-readers, rwlock-reader-preferred. InterProcessLock:
-// filelock-pidfile (see rwlock.cpp). SharedLock: shared-lock-reentrant-ok.
+// filelock-pidfile. InterProcessReaderWriterLock: filerwlock-write-shared. local:
+// local-per-process (see rwlock.cpp). SharedLock: shared-lock-reentrant-ok.
 #include <mp/errors.hpp>
 
 #include <cstring>

@@ -5,7 +5,11 @@
 //                               process-shared pthread_rwlock_t): a stream of readers starves a
 //                               waiting writer;
 //   filelock-pidfile            an InterProcessLock made of a pid file (created with O_EXCL,
-//                               removed on release): it survives its holder's death.
+//                               removed on release): it survives its holder's death;
+//   filerwlock-write-shared     an InterProcessReaderWriterLock whose write lock is a shared
+//                               (read) lock: a writer does not exclude readers;
+//   local-per-process           a `local` with one value per process, not per thread (and
+//                               copied into a forked child with the rest of memory).
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -18,8 +22,10 @@
 #include <ctime>
 #include <filesystem>
 #include <mp/errors.hpp>
+#include <mp/file_lock.hpp>
 #include <mp/platform/shm.hpp>
 #include <mp/rwlock.hpp>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
@@ -170,6 +176,57 @@ class PidFileLock : public driverkit::Object {
   bool held_ = false;
 };
 
+class WriteSharedFileRWLock : public driverkit::Object {
+ public:
+  explicit WriteSharedFileRWLock(std::string path) : lock_(std::move(path)) {}
+
+  Json call(const std::string& method, const Json& args) override {
+    if (method == "acquire_read_lock" || method == "acquire_write_lock")
+      return lock_.acquire_read(driverkit::bool_arg(args, "block", true),
+                                driverkit::timeout_arg(args));
+    if (method == "release_read_lock" || method == "release_write_lock") {
+      lock_.release_read();
+      return nullptr;
+    }
+    throw driverkit::KindError("Other", "InterProcessReaderWriterLock has no method " + method);
+  }
+
+ private:
+  mp::FileRWLock lock_;
+};
+
+class PerProcessLocal : public driverkit::Object {
+ public:
+  Json call(const std::string& method, const Json& args) override {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (method == "set") {
+      value_ = args.value("value", Json());
+      set_ = true;
+      return nullptr;
+    }
+    if (method == "get") {
+      if (!set_) throw mp::AttributeError("no value");
+      return value_;
+    }
+    if (method == "clear") {
+      set_ = false;
+      return nullptr;
+    }
+    throw driverkit::KindError("Other", "local has no method " + method);
+  }
+
+ private:
+  std::mutex mu_;
+  bool set_ = false;
+  Json value_;
+};
+
+std::string path_of(const Json& args) {
+  if (!args.is_object() || !args.contains("path") || !args["path"].is_string())
+    throw driverkit::KindError("TypeError", "a file lock needs a 'path' string argument");
+  return args["path"].get<std::string>();
+}
+
 }  // namespace
 
 bool install_rwlock_mutant(const std::string& which, driverkit::Backend& b) {
@@ -191,10 +248,22 @@ bool install_rwlock_mutant(const std::string& which, driverkit::Backend& b) {
     b.types["InterProcessLock"] = {
         {"acquire", "release", "__enter__", "__exit__"},
         [](const Json& args, const driverkit::Objects&) -> std::unique_ptr<driverkit::Object> {
-          if (!args.is_object() || !args.contains("path") || !args["path"].is_string())
-            throw driverkit::KindError("TypeError", "a file lock needs a 'path' string argument");
-          return std::make_unique<PidFileLock>(args["path"].get<std::string>());
+          return std::make_unique<PidFileLock>(path_of(args));
         }};
+    return true;
+  }
+  if (which == "filerwlock-write-shared") {
+    b.types["InterProcessReaderWriterLock"] = {
+        {"acquire_read_lock", "acquire_write_lock", "release_read_lock", "release_write_lock"},
+        [](const Json& args, const driverkit::Objects&) -> std::unique_ptr<driverkit::Object> {
+          return std::make_unique<WriteSharedFileRWLock>(path_of(args));
+        }};
+    return true;
+  }
+  if (which == "local-per-process") {
+    b.types["local"] = {{"set", "get", "clear"}, [](const Json&, const driverkit::Objects&) {
+                          return std::make_unique<PerProcessLocal>();
+                        }};
     return true;
   }
   return false;
