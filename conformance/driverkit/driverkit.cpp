@@ -92,17 +92,20 @@ std::pair<std::string, std::string> describe_exception(const Backend& backend,
 struct ObjectSlot {
   std::string type;
   std::unique_ptr<Object> object;
+  std::string owner;  // "" or the only actor that keeps its copy ([protocol.setup.owner])
 };
 
 class Actor {
  public:
   Actor(const Backend& backend, std::map<std::string, ObjectSlot>& objects, int cmd_fd, int res_fd,
-        int threads)
-      : backend_(backend), objects_(objects), cmd_(cmd_fd), res_fd_(res_fd) {
+        int threads, std::string name = "")
+      : backend_(backend), objects_(objects), cmd_(cmd_fd), res_fd_(res_fd), name_(std::move(name)) {
     workers_.resize(static_cast<size_t>(threads));
   }
 
   [[noreturn]] void run() {
+    for (auto& [object_name, slot] : objects_)
+      if (!slot.owner.empty() && slot.owner != name_) slot.object->release_copy();
     for (size_t i = 0; i < workers_.size(); ++i) {
       workers_[i] = std::make_unique<Worker>();
       workers_[i]->thread = std::thread([this, i] { work(*workers_[i]); });
@@ -165,6 +168,8 @@ class Actor {
           auto [kind, message] = describe_exception(backend_, e);
           out["status"] = "error";
           out["error"] = {{"kind", kind}, {"message", message}};
+          if (auto* k = dynamic_cast<const KindError*>(&e); k != nullptr && !k->value().is_null())
+            out["error"]["value"] = k->value();
         } catch (...) {
           ret = monotonic_ns();
           out["status"] = "error";
@@ -186,6 +191,7 @@ class Actor {
   std::map<std::string, ObjectSlot>& objects_;
   LineReader cmd_;
   int res_fd_;
+  std::string name_;
   std::mutex write_mu_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };
@@ -199,7 +205,10 @@ std::atomic<pid_t> g_actor_pids[kMaxActors];
 void on_terminate(int) {
   for (auto& p : g_actor_pids) {
     pid_t pid = p.load();
-    if (pid > 0) ::kill(pid, SIGKILL);
+    if (pid > 0) {
+      ::kill(-pid, SIGKILL);  // the actor's group: the actor and the processes it started
+      ::kill(pid, SIGKILL);
+    }
   }
   for (auto& p : g_actor_pids) {
     pid_t pid = p.load();
@@ -216,8 +225,20 @@ struct ActorProc {
   std::unique_ptr<LineReader> res;
   std::vector<std::string> busy;  // tag running on each thread, "" when idle
   bool alive = false;
+  bool reaped = false;
   int exitcode = 0;
 };
+
+// Whether the actor has ended. Does not reap it: an actor stays a zombie until teardown, so
+// that its pid, which is also the id of its process group, cannot be reused before teardown
+// stops the processes the actor started (a child of an actor inherits the actor's result
+// pipe, so the end of that pipe does not tell that the actor died).
+bool has_exited(const ActorProc& a) {
+  siginfo_t si{};
+  si.si_pid = 0;
+  return ::waitid(P_PID, static_cast<id_t>(a.pid), &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         si.si_pid == a.pid;
+}
 
 class RequestError : public std::runtime_error {
  public:
@@ -266,7 +287,9 @@ class Driver {
           owners.push_back(&a);
         }
       }
-      int n = ::poll(fds.data(), fds.size(), -1);
+      // Actors are also checked every 100 ms: a process an actor started may hold the actor's
+      // result pipe open after the actor died.
+      int n = ::poll(fds.data(), fds.size(), owners.empty() ? -1 : 100);
       if (n < 0) {
         if (errno == EINTR) continue;
         log(std::string("poll: ") + std::strerror(errno));
@@ -276,6 +299,8 @@ class Driver {
       for (size_t i = 1; i < fds.size(); ++i) {
         if (fds[i].revents) pump_actor(*owners[i - 1]);
       }
+      for (auto* a : owners)
+        if (a->alive && has_exited(*a)) actor_gone(*a, "crashed");
       if (fds[0].revents) {
         if (!in_.fill()) {
           teardown();
@@ -406,6 +431,12 @@ class Driver {
         throw RequestError("ProtocolError", "actor '" + name + "': threads must be 1..64");
     }
     if (actors.size() > kMaxActors) throw RequestError("ProtocolError", "too many actors");
+    for (const auto& o : objects) {
+      if (!o.contains("owner")) continue;
+      if (!o["owner"].is_string() || !actor_names.count(o["owner"].get<std::string>()))
+        throw RequestError("ProtocolError", "object '" + o.at("name").get<std::string>() +
+                                                "': owner must name an actor of this setup");
+    }
 
     objects_.clear();
 
@@ -413,7 +444,8 @@ class Driver {
       const std::string name = o.at("name"), type = o.at("type");
       try {
         objects_[name] =
-            ObjectSlot{type, type_of(type).create(o.value("args", Json::object()), lookup_)};
+            ObjectSlot{type, type_of(type).create(o.value("args", Json::object()), lookup_),
+                       o.value("owner", std::string())};
       } catch (const std::exception& e) {
         objects_.clear();
         auto [kind, message] = describe_exception(backend_, e);
@@ -456,6 +488,9 @@ class Driver {
         throw RequestError("SetupError", "actor '" + a.name + "': " + err);
       }
     }
+    // Every actor has its copies now: the parent gives up those of owned objects.
+    for (auto& [name, slot] : objects_)
+      if (!slot.owner.empty()) slot.object->release_copy();
     reply_ok(id, Json{{"actors", pids}});
   }
 
@@ -479,6 +514,9 @@ class Driver {
       // Actor. Never returns into the driver loop.
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent) _exit(0);
+      // A process group of its own: the processes an actor starts (a Process's child and its
+      // descendants) stay in it, so teardown can stop them with the actor.
+      ::setpgid(0, 0);
       ::signal(SIGTERM, SIG_DFL);
       int devnull = ::open("/dev/null", O_RDONLY);
       if (devnull >= 0) {
@@ -494,9 +532,10 @@ class Driver {
       ::close(res[0]);
       if (independent_objects != nullptr)
         exec_independent(cmd[0], res[1], threads, *independent_objects);
-      Actor actor(backend_, objects_, cmd[0], res[1], threads);
+      Actor actor(backend_, objects_, cmd[0], res[1], threads, name);
       actor.run();
     }
+    ::setpgid(pid, pid);  // as the child does: whichever runs first
     ::close(cmd[0]);
     ::close(res[1]);
     ActorProc a;
@@ -611,11 +650,18 @@ class Driver {
   void actor_gone(ActorProc& a, const char* reason) {
     if (!a.alive) return;
     a.alive = false;
-    int status = 0;
-    while (::waitpid(a.pid, &status, 0) < 0 && errno == EINTR) {
+    siginfo_t si{};
+    while (::waitid(P_PID, static_cast<id_t>(a.pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
     }
-    a.exitcode = WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
-    if (a.slot >= 0) g_actor_pids[a.slot].store(0);
+    a.exitcode = si.si_code == CLD_EXITED ? si.si_status : -si.si_status;
+    // What the actor wrote before it died is still in the pipe: deliver it first.
+    for (;;) {
+      pollfd p{a.res->fd(), POLLIN, 0};
+      if (::poll(&p, 1, 0) <= 0) break;
+      const bool open = a.res->fill();
+      forward_lines(a);
+      if (!open) break;
+    }
     ::close(a.cmd_fd);
     a.cmd_fd = -1;
     ::close(a.res->fd());
@@ -639,13 +685,14 @@ class Driver {
         ::kill(a.pid, SIGKILL);
         escalated = true;
       }
-      int n = ::poll(&p, 1, left_ms > 0 ? static_cast<int>(left_ms) : 1000);
+      int n = ::poll(&p, 1, 50);
       if (n < 0 && errno == EINTR) continue;
       if (n > 0) {
         bool open = a.res->fill();
         forward_lines(a);
         if (!open) break;
       }
+      if (has_exited(a)) break;
     }
     actor_gone(a, reason);
   }
@@ -661,8 +708,18 @@ class Driver {
   }
 
   void teardown() {
+    // The actors' groups first: the processes the actors started (their Processes' children).
+    for (auto& a : actors_)
+      if (!a.reaped) ::kill(-a.pid, SIGKILL);
     for (auto& a : actors_)
       if (a.alive) kill_actor(a, SIGKILL, "teardown");
+    for (auto& a : actors_) {
+      if (a.reaped) continue;
+      while (::waitpid(a.pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      a.reaped = true;
+      if (a.slot >= 0) g_actor_pids[a.slot].store(0);
+    }
     actors_.clear();
     objects_.clear();
     active_ = false;
@@ -727,7 +784,7 @@ bool bool_arg(const Json& args, const char* key, bool fallback) {
     auto it = backend.types.find(type);
     if (it == backend.types.end()) _exit(2);
     try {
-      objects[name] = ObjectSlot{type, it->second.create(o.value("args", Json::object()), lookup)};
+      objects[name] = ObjectSlot{type, it->second.create(o.value("args", Json::object()), lookup), ""};
     } catch (const std::exception& e) {
       std::fprintf(stderr, "driverkit: independent actor cannot create %s '%s': %s\n", type.c_str(),
                    name.c_str(), e.what());

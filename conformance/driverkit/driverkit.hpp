@@ -25,14 +25,18 @@ using Json = nlohmann::json;
 
 // Thrown by a method (or a factory) to report an error of a spec error kind, e.g.
 // `throw KindError("ValueError", "released too many times")`.
+// An optional `value` travels with the error (spec/protocol.md §6, "Error values"; e.g. the
+// message of a BufferTooShort).
 class KindError : public std::runtime_error {
  public:
-  KindError(std::string kind, const std::string& message)
-      : std::runtime_error(message), kind_(std::move(kind)) {}
+  KindError(std::string kind, const std::string& message, Json value = Json())
+      : std::runtime_error(message), kind_(std::move(kind)), value_(std::move(value)) {}
   const std::string& kind() const { return kind_; }
+  const Json& value() const { return value_; }
 
  private:
   std::string kind_;
+  Json value_;
 };
 
 // One backend object, created in the driver process before the actors are forked.
@@ -43,6 +47,10 @@ class Object {
   // method's value; throws KindError (or any exception the backend's error mapper knows)
   // when the method raises. Called concurrently from the worker threads of an actor.
   virtual Json call(const std::string& method, const Json& args) = 0;
+  // Called in every process of a setup except the object's `owner` (spec/protocol.md,
+  // [protocol.setup.owner]) once the actors have started: gives up this process's copy (a
+  // Connection end closes its descriptor). The default does nothing.
+  virtual void release_copy() {}
 };
 
 // The objects of the current setup, for factories whose arguments name other objects

@@ -171,6 +171,15 @@ Scenario& Scenario::object(const std::string& name, const std::string& type, Jso
   return *this;
 }
 
+Scenario& Scenario::owner(const std::string& object, const std::string& actor) {
+  for (auto& o : objects_)
+    if (o["name"] == object) {
+      o["owner"] = actor;
+      return *this;
+    }
+  throw std::logic_error("owner(): no object named '" + object + "' declared yet");
+}
+
 Scenario& Scenario::prelude(const std::string& object, const std::string& method, Json args) {
   prelude_.push_back(Json{{"object", object}, {"method", method}, {"args", std::move(args)}});
   needs_feature("prelude");
@@ -254,6 +263,7 @@ void Scenario::absorb(const Json& e) {
     r.status = OpStatus::kError;
     r.error_kind = e["error"].value("kind", "Other");
     r.error_message = e["error"].value("message", "");
+    if (e["error"].contains("value")) r.error_value = e["error"]["value"];
   } else {
     r.status = OpStatus::kInfo;
     r.info_reason = e.value("reason", "");

@@ -72,6 +72,7 @@ struct CallResult {
   OpStatus status = OpStatus::kInfo;
   Json value;
   std::string error_kind, error_message, info_reason;
+  Json error_value;  // the error's `value`, when it carries one (spec/protocol.md §6)
   std::int64_t sent_ns = 0, invoke_ns = 0, return_ns = 0;
 
   bool ok() const { return status == OpStatus::kOk; }
@@ -95,6 +96,9 @@ class Scenario {
   Scenario& operator=(const Scenario&) = delete;
 
   Scenario& object(const std::string& name, const std::string& type, Json args = Json::object());
+  // Makes `actor` the only process that keeps its copy of `object` once the actors have
+  // started ([protocol.setup.owner]): e.g. a Connection end whose end of file a test observes.
+  Scenario& owner(const std::string& object, const std::string& actor);
   Scenario& prelude(const std::string& object, const std::string& method,
                     Json args = Json::object());
   Scenario& actor(const std::string& name, int threads = 1);

@@ -1,9 +1,12 @@
 // mp::Address, mp::Listener, mp::Client and the authentication handshake of
 // multiprocessing.connection (CPython 3.12+'s form, compatible with 3.11's).
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <utility>
 
 #include "mp/connection.hpp"
@@ -151,6 +154,21 @@ Address Address::abstract_socket(std::string_view name) {
 
 Address Address::inet(std::string host, std::uint16_t port) {
   return Address(Family::kInet, std::move(host), port);
+}
+
+Address Address::arbitrary(Family family) {
+  if (family == Family::kInet) return inet("localhost", 0);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string suffix;
+  for (char c : platform::random_bytes(8)) {
+    const auto b = static_cast<unsigned char>(c);
+    suffix += kHex[b >> 4];
+    suffix += kHex[b & 15];
+  }
+  const char* dir = std::getenv("TMPDIR");
+  std::string path = (dir != nullptr && *dir != '\0') ? dir : "/tmp";
+  path += "/mp-listener-" + std::to_string(::getpid()) + "-" + suffix;
+  return unix_socket(std::move(path));
 }
 
 std::string Address::to_string() const {

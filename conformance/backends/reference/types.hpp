@@ -3,7 +3,12 @@
 // UNSUPPORTED).
 #pragma once
 
+#include <memory>
+#include <mutex>
+
+#include <mp/connection.hpp>
 #include <mp/lock.hpp>
+#include <mp/value.hpp>
 #include <mp/rlock.hpp>
 
 #include "driverkit.hpp"
@@ -29,6 +34,36 @@ class RLockObject : public driverkit::Object {
   mp::RLock rlock_;
 };
 
+// A Connection end or slot (connection.cpp).
+class ConnectionObject : public driverkit::Object {
+ public:
+  driverkit::Json call(const std::string& method, const driverkit::Json& args) override;
+  void release_copy() override;
+  // Puts `connection` in this object (in the calling process), closing what it held.
+  void bind(mp::Connection connection);
+  int fileno() const;
+
+ private:
+  std::shared_ptr<mp::Connection> get() const;
+  mutable std::mutex mu_;
+  std::shared_ptr<mp::Connection> conn_;
+};
+
+// An object that Module.wait can watch: a Process stands for its sentinel.
+class Waitable {
+ public:
+  virtual ~Waitable() = default;
+  virtual int wait_fd() = 0;
+};
+
+// Values of the protocol (JSON, bytes as {"$bytes": ...}) and libmp's mp::Value.
+mp::Value to_value(const driverkit::Json& j);
+driverkit::Json from_value(const mp::Value& v);
+
+// Module methods (spec/protocol.md §6), by the file that implements them.
+driverkit::Json connection_module_call(const std::string& method, const driverkit::Json& args,
+                                       const driverkit::Objects& objects);
+
 void register_lock(driverkit::Backend& b);
 void register_rlock(driverkit::Backend& b);
 void register_semaphore(driverkit::Backend& b);  // Semaphore and BoundedSemaphore
@@ -39,5 +74,7 @@ void register_rwlock(driverkit::Backend& b);
 void register_shared_lock(driverkit::Backend& b);
 void register_file_locks(driverkit::Backend& b);  // InterProcessLock, InterProcessReaderWriterLock
 void register_local(driverkit::Backend& b);
+void register_connection(driverkit::Backend& b);  // Pipe, Connection, Listener
+void register_process(driverkit::Backend& b);     // Process and Module
 
 }  // namespace mpspec::reference_backend

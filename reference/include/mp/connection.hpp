@@ -71,6 +71,8 @@
 
 namespace mp {
 
+class Value;
+
 // mp::Connection
 //
 // One end of a connection: owns a file descriptor (a socket or one end of a
@@ -202,6 +204,25 @@ class Connection {
   std::size_t recv_bytes_into(std::span<std::byte> buf, std::int64_t offset = 0);
   std::size_t recv_bytes_into(std::span<char> buf, std::int64_t offset = 0);
 
+  // Connection::send()
+  //
+  // Sends `value` as one message: its pickle at protocol 4 (mp/codec.hpp), as
+  // CPython's `Connection.send` writes it, so a Python peer's `recv()` returns
+  // the equal Python value. Errors as send_bytes() (closed, read-only, write
+  // failures), plus those of mp::pickle_dumps (mp::ValueError for a string
+  // that is not UTF-8 or nesting deeper than kPickleMaxDepth); nothing is
+  // sent when the value cannot be encoded.
+  void send(const Value& value);
+
+  // Connection::recv()
+  //
+  // Blocks until one whole message has arrived and decodes it as a pickle of
+  // a value of the domain (mp::pickle_loads with its default limits, which
+  // runs no code). Errors as recv_bytes() (EOFError, closed, write-only, ...);
+  // a message that is not such a pickle throws mp::ValueError, after the
+  // message has been consumed (the stream stays usable).
+  Value recv();
+
   // Connection::poll()
   //
   // Whether a message can be read without blocking, waiting up to `timeout`
@@ -272,6 +293,12 @@ class Address {
   static Address abstract_socket(std::string_view name);
   // An AF_INET address. `host` "" means any interface (for a Listener).
   static Address inet(std::string host, std::uint16_t port);
+  // A free address of `family` for a Listener (CPython's `arbitrary_address`):
+  // AF_INET: ("localhost", 0), the kernel picks the port; AF_UNIX: a path that
+  // does not exist yet, `$TMPDIR/mp-listener-<pid>-<16 random hex digits>` (or
+  // under /tmp), which the Listener removes when it closes. Throws mp::OSError
+  // if no random bytes can be drawn.
+  static Address arbitrary(Family family);
 
   Family family() const noexcept { return family_; }
   // AF_UNIX: the path or "\0name"; "" for an unnamed (client) socket.

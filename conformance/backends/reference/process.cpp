@@ -1,0 +1,291 @@
+// Process and Module in the reference backend: mp::Process running the protocol's task
+// catalogue (spec/process/process.md §1), mp::active_children / current_process / cpu_count,
+// and the connection functions of Module (connection.cpp).
+//
+// A Process is process-local (spec/protocol.md §6): each actor constructs its own mp::Process
+// at its first call, so the actor is the child's parent. The catalogue's tasks are libmp tasks
+// registered by name; a task's arguments travel as one JSON text (libmp's task arguments are
+// strings), and a Connection argument `{"$ref": name}` is found again in the child, which is a
+// fork of the actor and so holds the same objects.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <thread>
+
+#include <mp/errors.hpp>
+#include <mp/process.hpp>
+
+#include "types.hpp"
+
+namespace mpspec::reference_backend {
+namespace {
+
+using driverkit::Json;
+using driverkit::KindError;
+
+// The objects of the setup, for tasks that resolve a `conn` argument in the child.
+const driverkit::Objects* g_objects = nullptr;
+
+// The task's `conn` argument, or nullptr.
+driverkit::Object* conn_of(const Json& args) {
+  if (!args.contains("conn") || args["conn"].is_null()) return nullptr;
+  if (g_objects == nullptr) throw KindError("RuntimeError", "no objects in this process");
+  return &g_objects->ref(args["conn"]);
+}
+
+void send_to(driverkit::Object* conn, const Json& value) {
+  if (conn != nullptr) conn->call("send", Json{{"obj", value}});
+}
+
+Json parse_task_args(const mp::TaskArgs& args) {
+  Json j = args.empty() ? Json::object() : Json::parse(args[0], nullptr, false);
+  if (!j.is_object()) throw KindError("TypeError", "task arguments must be a map");
+  return j;
+}
+
+double number_arg(const Json& args, const char* key, double fallback) {
+  if (!args.contains(key) || args[key].is_null()) return fallback;
+  if (!args[key].is_number()) throw KindError("TypeError", std::string(key) + " must be a number");
+  return args[key].get<double>();
+}
+
+// An error of a given kind thrown by the `raise` task (libmp reports `<kind>: <message>` on the
+// child's standard error and exits with status 1).
+class TaskError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+int task_identity(const mp::TaskArgs& a) {
+  const Json args = parse_task_args(a);
+  send_to(conn_of(args), args.value("value", Json()));
+  return 0;
+}
+
+int task_exit(const mp::TaskArgs& a) {
+  const Json args = parse_task_args(a);
+  if (!args.contains("code") || args["code"].is_null()) return 0;
+  if (!args["code"].is_number_integer()) throw KindError("TypeError", "code must be an int or null");
+  // libmp's exit status is the task's return value, truncated to 8 bits as by _exit.
+  return static_cast<int>(args["code"].get<std::int64_t>() & 0xFF);
+}
+
+int task_raise(const mp::TaskArgs& a) {
+  const Json args = parse_task_args(a);
+  throw TaskError(args.value("kind", std::string("ValueError")) + ": " +
+                  args.value("message", std::string()));
+}
+
+int task_sleep(const mp::TaskArgs& a) {
+  const Json args = parse_task_args(a);
+  driverkit::Object* conn = conn_of(args);
+  const double seconds = number_arg(args, "seconds", 0.0);
+  send_to(conn, "sleeping");
+  // "done" is sent by clean-up code: a destructor, which runs however the body is left
+  // (return or exception) but not when a signal ends the process.
+  struct Done {
+    driverkit::Object* conn;
+    ~Done() {
+      try {
+        send_to(conn, "done");
+      } catch (...) {
+      }
+    }
+  } done{conn};
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  return 0;
+}
+
+int task_crash(const mp::TaskArgs& a) {
+  const Json args = parse_task_args(a);
+  const int sig = static_cast<int>(number_arg(args, "signal", SIGKILL));
+  ::signal(sig, SIG_DFL);
+  ::kill(::getpid(), sig);
+  for (;;) ::pause();  // the signal ends the process
+}
+
+Json describe_current() {
+  mp::Process me = mp::current_process();
+  return Json{{"name", me.name()}, {"pid", static_cast<std::int64_t>(::getpid())},
+              {"daemon", me.daemon()}};
+}
+
+int task_pid(const mp::TaskArgs& a) {
+  const Json args = parse_task_args(a);
+  driverkit::Object* conn = conn_of(args);
+  if (conn == nullptr) throw KindError("TypeError", "pid() needs 'conn'");
+  send_to(conn, static_cast<std::int64_t>(::getpid()));
+  return 0;
+}
+
+int task_describe(const mp::TaskArgs& a) {
+  const Json args = parse_task_args(a);
+  driverkit::Object* conn = conn_of(args);
+  if (conn == nullptr) throw KindError("TypeError", "describe() needs 'conn'");
+  // libmp has no process keys and no parent_process(): `authkey` and `parent` are absent, and
+  // the clauses that need them are reported UNSUPPORTED for this backend.
+  send_to(conn, describe_current());
+  return 0;
+}
+
+int task_start_child(const mp::TaskArgs& a) {
+  const Json args = parse_task_args(a);
+  driverkit::Object* conn = conn_of(args);
+  mp::ProcessOptions options;
+  if (args.contains("daemon") && args["daemon"].is_boolean()) options.daemon = args["daemon"].get<bool>();
+  mp::Process child(args.value("task", std::string()),
+                    {args.value("args", Json::object()).dump()}, options);
+  child.start();  // an error here is not caught: exit status 1, nothing sent
+  send_to(conn, Json{{"name", child.name()}, {"pid", static_cast<std::int64_t>(*child.pid())}});
+  if (args.value("join", true)) child.join();
+  return 0;
+}
+
+void register_tasks() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mp::register_task("identity", task_identity);
+    mp::register_task("exit", task_exit);
+    mp::register_task("raise", task_raise);
+    mp::register_task("sleep", task_sleep);
+    mp::register_task("crash", task_crash);
+    mp::register_task("pid", task_pid);
+    mp::register_task("describe", task_describe);
+    mp::register_task("start_child", task_start_child);
+  });
+}
+
+Json value_arg(const Json& args) {
+  if (!args.contains("value")) throw KindError("TypeError", "needs 'value'");
+  return args["value"];
+}
+
+// Process-local: each actor constructs its own mp::Process at its first call on it.
+class ProcessObject : public driverkit::Object, public Waitable {
+ public:
+  explicit ProcessObject(Json args) : args_(std::move(args)) {}
+
+  Json call(const std::string& method, const Json& args) override {
+    mp::Process p = process();
+    if (method == "start") {
+      p.start();
+      return nullptr;
+    }
+    if (method == "join") {
+      p.join(driverkit::timeout_arg(args));
+      return nullptr;
+    }
+    if (method == "is_alive") return p.is_alive();
+    if (method == "exitcode") {
+      auto code = p.exitcode();
+      return code ? Json(*code) : Json(nullptr);
+    }
+    if (method == "pid") {
+      auto pid = p.pid();
+      return pid ? Json(static_cast<std::int64_t>(*pid)) : Json(nullptr);
+    }
+    if (method == "sentinel") return p.sentinel();
+    if (method == "name") return p.name();
+    if (method == "daemon") return p.daemon();
+    if (method == "set_name") {
+      const Json v = value_arg(args);
+      if (!v.is_string()) throw mp::AssertionError("name must be a string");
+      p.set_name(v.get<std::string>());
+      return nullptr;
+    }
+    if (method == "set_daemon") {
+      const Json v = value_arg(args);
+      if (!v.is_boolean()) throw KindError("TypeError", "daemon must be a bool");
+      p.set_daemon(v.get<bool>());
+      return nullptr;
+    }
+    if (method == "terminate") {
+      p.terminate();
+      return nullptr;
+    }
+    if (method == "kill") {
+      p.kill();
+      return nullptr;
+    }
+    if (method == "close") {
+      p.close();
+      return nullptr;
+    }
+    throw KindError("Other", "Process has no method " + method);
+  }
+
+  int wait_fd() override { return process().sentinel(); }
+
+ private:
+  mp::Process process() {
+    std::lock_guard<std::mutex> g(mu_);
+    if (owner_pid_ != ::getpid()) {
+      process_.reset();
+      if (!args_.contains("task") || !args_["task"].is_string())
+        throw KindError("TypeError", "a Process needs 'task', a task name of the catalogue");
+      const std::string task = args_["task"].get<std::string>();
+      if (!mp::is_task_registered(task))
+        throw KindError("Unsupported", "no task '" + task + "' in this driver's catalogue");
+      const Json task_args = args_.value("args", Json::object());
+      if (!task_args.is_object()) throw KindError("TypeError", "a Process's args must be a map");
+      mp::ProcessOptions options;
+      if (args_.contains("name") && !args_["name"].is_null()) {
+        if (!args_["name"].is_string()) throw mp::AssertionError("name must be a string");
+        options.name = args_["name"].get<std::string>();
+      }
+      if (args_.contains("daemon") && !args_["daemon"].is_null()) {
+        if (!args_["daemon"].is_boolean()) throw KindError("TypeError", "daemon must be a bool");
+        options.daemon = args_["daemon"].get<bool>();
+      }
+      process_.emplace(task, mp::TaskArgs{task_args.dump()}, options);
+      owner_pid_ = ::getpid();
+    }
+    return *process_;
+  }
+
+  Json args_;
+  std::mutex mu_;
+  pid_t owner_pid_ = 0;
+  std::optional<mp::Process> process_;
+};
+
+class ModuleObject : public driverkit::Object {
+ public:
+  explicit ModuleObject(const driverkit::Objects& objects) : objects_(objects) {}
+
+  Json call(const std::string& method, const Json& args) override {
+    if (method == "current_process") return describe_current();
+    if (method == "active_children") {
+      Json names = Json::array();
+      for (auto& p : mp::active_children()) names.push_back(p.name());
+      return names;
+    }
+    if (method == "cpu_count") return mp::cpu_count();
+    return connection_module_call(method, args, objects_);
+  }
+
+ private:
+  const driverkit::Objects& objects_;
+};
+
+}  // namespace
+
+void register_process(driverkit::Backend& b) {
+  register_tasks();
+  b.types["Process"] = {{"start", "join", "is_alive", "exitcode", "pid", "sentinel", "name",
+                         "daemon", "set_name", "set_daemon", "terminate", "kill", "close"},
+                        [](const Json& args, const driverkit::Objects& objects) {
+                          g_objects = &objects;
+                          return std::make_unique<ProcessObject>(args);
+                        }};
+  b.types["Module"] = {{"current_process", "active_children", "cpu_count", "wait", "client"},
+                       [](const Json&, const driverkit::Objects& objects) {
+                         g_objects = &objects;
+                         return std::make_unique<ModuleObject>(objects);
+                       }};
+}
+
+}  // namespace mpspec::reference_backend
