@@ -37,6 +37,7 @@ import base64
 import binascii
 import gc
 import importlib
+import inspect
 import json
 import math
 import multiprocessing
@@ -44,8 +45,10 @@ import multiprocessing.connection
 import os
 import platform
 import queue
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -84,6 +87,8 @@ READY_TIMEOUT = 60.0 * _timeout_multiplier()
 PRELUDE_TIMEOUT = 10.0 * _timeout_multiplier()
 # How long the driver waits for a signalled actor to die before it escalates to SIGKILL.
 REAP_TIMEOUT = 10.0 * _timeout_multiplier()
+# How often the driver polls an actor that closed its result pipe for its death (seconds).
+DEATH_POLL = 0.01
 
 
 def _log(message):
@@ -134,12 +139,15 @@ class TypeSpec:
     names to ``Method`` entries.
     """
 
-    __slots__ = ("create", "params", "methods")
+    __slots__ = ("create", "params", "methods", "local")
 
-    def __init__(self, create, methods, params=()):
+    def __init__(self, create, methods, params=(), local=False):
         self.create = create
         self.params = frozenset(params)
         self.methods = dict(methods)
+        # A process-local type (protocol section 6): the driver keeps a recipe (_Local) and each
+        # actor runs `create` at its first call on the object.
+        self.local = local
 
 
 def _scoped_enter(obj, kwargs):
@@ -184,6 +192,376 @@ def _condition_methods():
     })
 
 
+# -- Pipe, Connection, Listener, Process, Module (spec/connection, spec/process) ----------------
+
+
+class UnboundSlotError(Exception):
+    """A call on a Connection slot that no ``accept`` or ``client`` has bound yet in this
+    process (protocol section 6, "Connection slots": kind Other)."""
+
+    __module__ = "mpspec"  # its name in the message, whatever the actor's __main__ is called
+
+
+class _Slot:
+    """A Connection slot: a ``Connection`` entry without args.  Every process has its own copy
+    (inherited or pickled, empty), bound by ``Listener.accept(as=...)`` or
+    ``Module.client(as=...)`` in the calling actor only.  Recognised by its marker attribute,
+    not by isinstance (multiprocess's dill pickles classes of ``__main__`` by value)."""
+
+    _mpspec_slot = True
+
+    def __init__(self, name):
+        self.name = name
+        self.conn = None
+
+    def bind(self, conn):
+        # Binding a slot that holds a connection closes the old one first.
+        old, self.conn = self.conn, None
+        if old is not None:
+            try:
+                old.close()
+            except OSError:
+                pass
+        self.conn = conn
+
+    def __repr__(self):
+        return "<Connection slot %s: %r>" % (self.name, self.conn)
+
+
+class _Local:
+    """The recipe of a process-local object (Listener, Process; protocol section 6): the setup
+    entry's arguments, references kept by name.  The parent never builds it; each actor builds
+    its own instance at its first call on it (``_local_instance``), and a failed construction
+    is retried by the next call."""
+
+    _mpspec_local = True
+
+    def __init__(self, name, typename, kwargs):
+        self.name = name
+        self.typename = typename
+        self.kwargs = kwargs  # call-argument form: references are _NAMED tuples
+        self.instance = None
+
+    def __getstate__(self):
+        # Only a recipe travels (to a spawned actor); an instance never does.
+        return {"name": self.name, "typename": self.typename, "kwargs": self.kwargs,
+                "instance": None}
+
+    def __repr__(self):
+        return "<process-local %s %s: %r>" % (self.typename, self.name, self.instance)
+
+
+def _is_slot(obj):
+    return getattr(obj, "_mpspec_slot", False) is True
+
+
+def _is_local(obj):
+    return getattr(obj, "_mpspec_local", False) is True
+
+
+# The actor's state for process-local objects: its objects (to bind a recipe's references) and
+# the context of the setup's start method.  None outside an actor.
+_ACTOR_STATE = None
+_LOCAL_LOCK = threading.Lock()
+
+
+def _local_instance(local):
+    """The calling actor's instance of a process-local object, built at the first call."""
+    with _LOCAL_LOCK:
+        if local.instance is None:
+            if _ACTOR_STATE is None:
+                raise RuntimeError("process-local object %r used outside an actor" % local.name)
+            kwargs = _bind_refs(local.kwargs, _ACTOR_STATE["objects"])
+            local.instance = TYPES[local.typename].create(_ACTOR_STATE["ctx"], kwargs)
+        return local.instance
+
+
+def _resolve(obj):
+    """What a reference stands for in the calling process: a slot's connection, a local
+    object's instance (built if needed), any other object itself."""
+    if _is_slot(obj):
+        if obj.conn is None:
+            raise UnboundSlotError("Connection slot %r is not bound (no accept or client has "
+                                   "made its connection in this process)" % obj.name)
+        return obj.conn
+    if _is_local(obj):
+        return _local_instance(obj)
+    return obj
+
+
+def _resolve_deep(value):
+    """_resolve on every object inside a value (lists, maps)."""
+    if isinstance(value, dict):
+        return {key: _resolve_deep(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve_deep(item) for item in value]
+    return _resolve(value)
+
+
+def _address(value):
+    """A protocol address: an AF_INET [host, port] list is the tuple CPython wants."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _create_pipe(ctx, kwargs):
+    return ctx.Pipe(**kwargs)
+
+
+def _create_connection(ctx, kwargs):
+    """One end of a Pipe (a Connection entry with args; without args it is a _Slot)."""
+    if set(kwargs) != {"pipe", "end"}:
+        raise TypeError("a Connection takes both `pipe` and `end`, or no argument (a slot)")
+    pipe, end = kwargs["pipe"], kwargs["end"]
+    if type(pipe) is not tuple or len(pipe) != 2:
+        raise TypeError("`pipe` must be a reference to a Pipe")
+    if not isinstance(end, int) or isinstance(end, bool) or end not in (0, 1):
+        raise ValueError("`end` must be 0 or 1, not %r" % (end,))
+    return pipe[end]
+
+
+def _conn_method(name):
+    """A Connection method: the method of the connection (a slot's bound one)."""
+
+    def call(obj, kwargs):
+        return getattr(_resolve(obj), name), (), kwargs
+
+    return call
+
+
+def _conn_attribute(name):
+    def call(obj, kwargs):
+        return getattr, (_resolve(obj), name), {}
+
+    return Method(call=call)
+
+
+def _recv_bytes_into(conn, kwargs):
+    """recv_bytes_into into a fresh bytearray holding `buffer`; value {n, buffer}."""
+    kwargs = dict(kwargs)
+    if "buffer" not in kwargs:
+        return conn.recv_bytes_into(**kwargs)  # Python's own TypeError
+    buf = kwargs.pop("buffer")
+    if isinstance(buf, (bytes, bytearray)):
+        buf = bytearray(buf)
+    n = conn.recv_bytes_into(buf, **kwargs)
+    return {"n": n, "buffer": bytes(buf)}
+
+
+def _conn_recv_bytes_into(obj, kwargs):
+    return _recv_bytes_into, (_resolve(obj), kwargs), {}
+
+
+def _enter_returns_none(obj):
+    obj.__enter__()  # returns the connection itself; the protocol's value is null
+    return None
+
+
+def _conn_enter(obj, kwargs):
+    return _enter_returns_none, (_resolve(obj),), {}
+
+
+def _conn_exit(obj, kwargs):
+    return _resolve(obj).__exit__, (None, None, None), {}
+
+
+def _connection_methods():
+    methods = {name: Method(*params, call=_conn_method(name)) for name, params in (
+        ("send", ("obj",)),
+        ("recv", ()),
+        ("send_bytes", ("buf", "offset", "size")),
+        ("recv_bytes", ("maxlength",)),
+    )}
+    methods["recv_bytes_into"] = Method("buffer", "offset", call=_conn_recv_bytes_into)
+    methods["poll"] = Method("timeout", call=_conn_method("poll"))
+    methods["close"] = Method(call=_conn_method("close"))
+    for name in ("closed", "readable", "writable"):
+        methods[name] = _conn_attribute(name)
+    methods["fileno"] = Method(call=_conn_method("fileno"))
+    methods["__enter__"] = Method(call=_conn_enter)
+    methods["__exit__"] = Method(call=_conn_exit)
+    return methods
+
+
+def _bind_slot(slot, conn):
+    if not _is_slot(slot):  # the driver checks `as`; a last line of defence
+        conn.close()
+        raise TypeError("`as` must name a Connection slot")
+    slot.bind(conn)
+
+
+def _create_listener(ctx, kwargs):
+    kwargs = dict(kwargs)
+    if "address" in kwargs:
+        kwargs["address"] = _address(kwargs["address"])
+    return MP.connection.Listener(**kwargs)
+
+
+def _accept_into(listener, slot):
+    _bind_slot(slot, listener.accept())
+
+
+def _listener_accept(obj, kwargs):
+    return _accept_into, (obj, kwargs["as"]), {}
+
+
+def _scoped_exit_none(obj):
+    obj.__exit__(None, None, None)
+    return None
+
+
+def _listener_exit(obj, kwargs):
+    return _scoped_exit_none, (obj,), {}
+
+
+def _create_process(ctx, kwargs):
+    """A Process of the setup's context running a catalogue task (spec/process/process.md §1)
+    through _run_task; the task's arguments are checked against its signature here, so that an
+    argument the task does not take is the constructor's error (TypeError)."""
+    kwargs = dict(kwargs)
+    task = kwargs.pop("task", None)
+    args = kwargs.pop("args", None)
+    if not isinstance(task, str):
+        raise TypeError("`task` must be the name of a task of the catalogue, not %r" % (task,))
+    function = _TASKS.get(task)
+    if function is None:
+        raise ValueError("unknown task %r" % (task,))
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise TypeError("`args` of task %r must be a map, not %r" % (task, args))
+    args = _resolve_deep(args)
+    try:
+        inspect.signature(function).bind(**args)
+    except TypeError as exc:
+        raise TypeError("task %r: %s" % (task, exc))
+    return ctx.Process(target=_run_task, args=(MP.__name__, ctx.get_start_method(), task, args),
+                       **kwargs)
+
+
+def _set_attribute(name):
+    def call(obj, kwargs):
+        if "value" not in kwargs:
+            raise TypeError("set_%s needs `value`" % name)
+        return setattr, (obj, name, kwargs["value"]), {}
+
+    return Method("value", call=call)
+
+
+def _process_methods():
+    methods = {name: Method() for name in ("start", "terminate", "kill", "close", "is_alive")}
+    methods["join"] = Method("timeout")
+    for name in ("exitcode", "pid", "sentinel", "name", "daemon"):
+        methods[name] = _attribute(name)
+    methods["set_name"] = _set_attribute("name")
+    methods["set_daemon"] = _set_attribute("daemon")
+    return methods
+
+
+def _module_function(function):
+    """A Module method: `function(**kwargs)` in the calling process."""
+
+    def call(obj, kwargs):
+        return function, (), kwargs
+
+    return call
+
+
+def _current_process_map():
+    process = MP.current_process()
+    result = {"name": process.name, "pid": process.pid, "daemon": process.daemon}
+    authkey = getattr(process, "authkey", None)
+    if authkey is not None:
+        result["authkey"] = bytes(authkey)
+    return result
+
+
+def _parent_process_map():
+    parent = MP.parent_process()
+    if parent is None:
+        return None
+    return {"name": parent.name, "pid": parent.pid, "alive": parent.is_alive()}
+
+
+def _active_children_names():
+    return [child.name for child in MP.active_children()]
+
+
+def _cpu_count():
+    return MP.cpu_count()
+
+
+def _waitable(obj):
+    """What `wait` watches for an object of object_list: a Connection (a slot's bound one), a
+    Process's sentinel."""
+    if _is_local(obj) and obj.typename == "Process":
+        return _local_instance(obj).sentinel
+    return _resolve(obj)
+
+
+def _wait_names(kwargs):
+    """Module.wait's convert (in the driver): remember the names of object_list's references,
+    so that the actor can answer with the names of the ready objects."""
+    object_list = kwargs.get("object_list")
+    if isinstance(object_list, list):
+        names = []
+        for item in object_list:
+            ref = _parse_ref(item)
+            names.append(ref[0] if ref is not None and ref[1] is None else None)
+        kwargs["$names"] = names
+    return kwargs
+
+
+def _wait_named(object_list, names, kwargs):
+    waitables = [_waitable(item) for item in object_list]
+    ready = MP.connection.wait(waitables, **kwargs)
+    result = []
+    for waitable, name in zip(waitables, names):
+        if any(item is waitable or (type(waitable) is int and item == waitable)
+               for item in ready):
+            if name not in result:
+                result.append(name)
+    return result
+
+
+def _module_wait(obj, kwargs):
+    kwargs = dict(kwargs)
+    names = kwargs.pop("$names", None)
+    if names is None or "object_list" not in kwargs:
+        return MP.connection.wait, (), kwargs  # not a list: Python's own outcome
+    object_list = kwargs.pop("object_list")
+    return _wait_named, (object_list, names, kwargs), {}
+
+
+def _connect_into(slot, kwargs):
+    if "address" in kwargs:
+        kwargs["address"] = _address(kwargs["address"])
+    _bind_slot(slot, MP.connection.Client(**kwargs))
+
+
+def _module_client(obj, kwargs):
+    kwargs = dict(kwargs)
+    slot = kwargs.pop("as")
+    return _connect_into, (slot, kwargs), {}
+
+
+def _start_method_of(**kwargs):
+    return MP.get_context(**kwargs).get_start_method()
+
+
+def _module_methods():
+    return {
+        "current_process": Method(call=_module_function(_current_process_map)),
+        "parent_process": Method(call=_module_function(_parent_process_map)),
+        "active_children": Method(call=_module_function(_active_children_names)),
+        "cpu_count": Method(call=_module_function(_cpu_count)),
+        "wait": Method("object_list", "timeout", call=_module_wait, convert=_wait_names),
+        "client": Method("as", "address", "family", "authkey", call=_module_client),
+        "set_start_method": Method("method", "force",
+                                   call=lambda obj, kw: (MP.set_start_method, (), kw)),
+        "get_context": Method("method", call=_module_function(_start_method_of)),
+    }
+
+
 # Protocol type name -> TypeSpec.  Keep in sync with spec/protocol.md section 6.  Constructor
 # arguments arrive with their references resolved ({"$ref": name} is the object itself,
 # {"$call": [name, method]} a _BoundCall), see Driver._constructor_ref.
@@ -212,6 +590,19 @@ TYPES = {
         "n_waiting": _attribute("n_waiting"),
         "broken": _attribute("broken"),
     }, params=("parties", "action", "timeout")),
+    "Pipe": TypeSpec(_create_pipe, {}, params=("duplex",)),
+    # With args (`pipe`, `end`): an end of a Pipe; without: a slot (_Slot, see _build_object).
+    "Connection": TypeSpec(_create_connection, _connection_methods(), params=("pipe", "end")),
+    "Listener": TypeSpec(_create_listener, {
+        "accept": Method("as", call=_listener_accept),
+        "address": _attribute("address"),
+        "last_accepted": _attribute("last_accepted"),
+        "close": Method(),
+        "__exit__": Method(call=_listener_exit),
+    }, params=("address", "family", "backlog", "authkey"), local=True),
+    "Process": TypeSpec(_create_process, _process_methods(),
+                        params=("task", "args", "name", "daemon"), local=True),
+    "Module": TypeSpec(lambda ctx, kw: "Module", _module_methods()),
 }
 
 
@@ -294,8 +685,9 @@ class _BoundCall:
         self.method = method
 
     def __call__(self):
+        obj = _local_instance(self.obj) if _is_local(self.obj) else self.obj
         func, args, kwargs = TYPES[self.typename].methods[self.method].prepare(
-            self.method, self.obj, {})
+            self.method, obj, {})
         return func(*args, **kwargs)
 
     def __reduce__(self):
@@ -389,6 +781,21 @@ def _bind_refs(value, objects):
     return value
 
 
+def _build_object(ctx, name, typename, kwargs, created):
+    """The object of one setup entry (decoded arguments, references unresolved), built after
+    `created` (name -> (type name, object)).  A process-local type gives its recipe (_Local),
+    a Connection without args a slot (_Slot).  RefError for a bad reference; any other
+    exception is the constructor's."""
+    spec = TYPES[typename]
+    object_types = {other: entry[0] for other, entry in created.items()}
+    if spec.local:
+        return _Local(name, typename, _name_refs(kwargs, object_types))
+    if typename == "Connection" and not kwargs:
+        return _Slot(name)
+    kwargs = _map_refs(kwargs, Driver._constructor_ref(created))
+    return spec.create(ctx, kwargs)
+
+
 # ---------------------------------------------------------------------------------------------
 # Values (spec/README.md section 6) and error kinds (section 5)
 # ---------------------------------------------------------------------------------------------
@@ -479,6 +886,7 @@ def _error_kind_table():
             AssertionError: "AssertionError",
             RuntimeError: "RuntimeError",
             TypeError: "TypeError",
+            AttributeError: "AttributeError",
             # Every OSError subclass, the builtin TimeoutError included, is kind OSError.
             OSError: "OSError",
             OverflowError: "OverflowError",
@@ -526,14 +934,29 @@ def error_payload(exc):
         message = "%s: %s" % (name, text) if text else name
     else:
         message = text or _type_name(type(exc))
-    return {"kind": kind, "message": message}
+    payload = {"kind": kind, "message": message}
+    # Error values (protocol section 6): BufferTooShort carries the whole message.
+    if kind == "BufferTooShort" and exc.args and isinstance(exc.args[0], (bytes, bytearray)):
+        payload["value"] = encode_value(bytes(exc.args[0]))
+    return payload
+
+
+def _call_local(entry, method, local, kwargs):
+    target = _local_instance(local)  # the first call builds it: its error is this call's
+    func, args, kw = entry.prepare(method, target, kwargs)
+    return func(*args, **kw)
 
 
 def invoke(spec, method, obj, kwargs):
-    """Run one call.  Returns (invoke_ns, return_ns, value, exception)."""
+    """Run one call.  Returns (invoke_ns, return_ns, value, exception).  On a process-local
+    object the construction (at the first call) is inside the timed region."""
     try:
-        func, args, kw = spec.methods[method].prepare(method, obj, kwargs)
-    except BaseException as exc:  # a bad table entry: still one outcome, never a crash
+        entry = spec.methods[method]
+        if _is_local(obj):
+            func, args, kw = _call_local, (entry, method, obj, kwargs), {}
+        else:
+            func, args, kw = entry.prepare(method, obj, kwargs)
+    except BaseException as exc:  # a bad table entry, an unbound slot: one outcome, no crash
         now = time.monotonic_ns()
         return now, now, None, exc
     invoke_ns = time.monotonic_ns()
@@ -589,14 +1012,49 @@ def _close_inherited():
     del _INHERITED[:]
 
 
-def _actor_main(name, nthreads, objects, commands, results, library="multiprocessing"):
+def _actor_exit(status):
+    """End the actor, and with it every process it started that is still alive (its own
+    process group, see _actor_main): the driver is gone, nothing may stay behind, not even
+    the setup's temporary directory (the driver removes it at teardown, when it can)."""
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    if _ACTOR_TEMPDIR[0] is not None:
+        shutil.rmtree(_ACTOR_TEMPDIR[0], ignore_errors=True)
+    if _ACTOR_GROUP[0] and os.getpgrp() == os.getpid():
+        try:
+            os.killpg(os.getpid(), signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(status)
+
+
+# True in an actor that leads its own process group.
+_ACTOR_GROUP = [False]
+# The setup's temporary directory, in an actor.
+_ACTOR_TEMPDIR = [None]
+
+
+def _actor_main(name, nthreads, objects, commands, results, library="multiprocessing",
+                extra=None):
     """Entry point of an actor process.
 
     ``objects`` maps object names to ``(type name, object)``; ``commands`` is the read end of
     the command pipe (``(thread, tag, object, method, kwargs)`` tuples), ``results`` the write
-    end of the result pipe (``("ready", pid)``, then one event dict per finished call).
+    end of the result pipe (``("ready", pid, pgid)``, then one event dict per finished call).
     ``library`` is the driver's --library (a spawned actor starts with the default table).
+    ``extra`` (a dict): ``module`` (the driver's --module), ``start_method`` (the setup's, for
+    the actor's Processes), ``owners`` (object name -> owner actor: the actor closes the
+    Connections it does not own, protocol 3.2) and ``tempdir`` (the setup's private temporary
+    directory, where CPython puts its own, e.g. for AF_UNIX Listener sockets; the driver
+    removes it at teardown).
     """
+    global _ACTOR_STATE
+    extra = extra or {}
+    module = extra.get("module", MP.__name__)
+    if module != MP.__name__:
+        select_module(module)  # a spawned actor starts with the default package
     if library != LIBRARY:
         select_library(library)
     for signame in ("SIGINT", "SIGTERM", "SIGHUP"):
@@ -608,6 +1066,30 @@ def _actor_main(name, nthreads, objects, commands, results, library="multiproces
                 pass
     _close_inherited()
     sys.stdout = sys.stderr  # fd 1 is already stderr (the driver redirected it)
+    # Its own process group, so that the driver can end the actor together with the processes
+    # it starts (Process objects, their children) at teardown, and the actor can end them when
+    # the driver is gone.
+    try:
+        os.setpgid(0, 0)
+        _ACTOR_GROUP[0] = True
+    except OSError as exc:
+        _log("actor %r cannot lead a process group: %s" % (name, exc))
+    # The pipes to the driver are the driver's business: a Process forked from here closes them.
+    _INHERITED.extend((commands, results))
+    for objname, owner in sorted(extra.get("owners", {}).items()):
+        typename, obj = objects[objname]
+        if owner != name and typename == "Connection" and not _is_slot(obj):
+            obj.close()
+    tempdir = extra.get("tempdir")
+    if tempdir is not None:
+        tempfile.tempdir = tempdir
+        _ACTOR_TEMPDIR[0] = tempdir
+        try:
+            MP.current_process()._config.pop("tempdir", None)  # one inherited from the driver
+        except AttributeError:
+            pass
+    ctx = MP.get_context(extra.get("start_method"))
+    _ACTOR_STATE = {"objects": objects, "ctx": ctx}
 
     send_lock = threading.Lock()
 
@@ -626,7 +1108,7 @@ def _actor_main(name, nthreads, objects, commands, results, library="multiproces
         )
         worker.start()
         inboxes.append(inbox)
-    send(("ready", os.getpid()))
+    send(("ready", os.getpid(), os.getpgrp()))
 
     while True:
         try:
@@ -634,13 +1116,10 @@ def _actor_main(name, nthreads, objects, commands, results, library="multiproces
         except (EOFError, OSError):
             break  # the driver is gone or closed the pipe
         inboxes[thread].put((tag, objname, method, kwargs))
-    try:
-        sys.stderr.flush()
-    finally:
-        os._exit(0)
+    _actor_exit(0)
 
 
-def _independent_actor_main(name, nthreads, spec, commands, results, library):
+def _independent_actor_main(name, nthreads, spec, commands, results, library, extra=None):
     """Entry point of an independent actor (protocol 3.2, setup.independent): a spawned
     interpreter that shares no object with the driver.  ``spec`` is ``(module, entries)``: the
     driver's --module and the setup's object entries ``(name, type name, kwargs)``, which it
@@ -656,9 +1135,8 @@ def _independent_actor_main(name, nthreads, spec, commands, results, library):
     ctx = MP.get_context("fork" if "fork" in MP.get_all_start_methods() else None)
     objects = {}
     for objname, typename, kwargs in entries:
-        kwargs = _map_refs(kwargs, Driver._constructor_ref(objects))
-        objects[objname] = (typename, TYPES[typename].create(ctx, kwargs))
-    _actor_main(name, nthreads, objects, commands, results, library)
+        objects[objname] = (typename, _build_object(ctx, objname, typename, kwargs, objects))
+    _actor_main(name, nthreads, objects, commands, results, library, extra)
 
 
 def _actor_worker(inbox, objects, send):
@@ -676,7 +1154,118 @@ def _actor_worker(inbox, objects, send):
         try:
             send(event)
         except Exception:
-            os._exit(3)  # the result pipe is broken: the driver is gone
+            _actor_exit(3)  # the result pipe is broken: the driver is gone
+
+
+# ---------------------------------------------------------------------------------------------
+# The task catalogue (spec/process/process.md section 1): what a Process runs in the child
+# ---------------------------------------------------------------------------------------------
+
+# The start method of the Process running the task (start_child's grandchild uses it too).
+_TASK_START_METHOD = [None]
+
+
+def _task_send(conn, value):
+    if conn is not None:
+        conn.send(value)
+
+
+def task_identity(value=None, conn=None):
+    _task_send(conn, value)
+
+
+def task_exit(code=0, conn=None):
+    sys.exit(code)
+
+
+def _exception_class(kind):
+    """The exception class of an error kind (spec/README.md section 5); Exception otherwise."""
+    builtin = {
+        "ValueError": ValueError, "TypeError": TypeError, "AssertionError": AssertionError,
+        "RuntimeError": RuntimeError, "AttributeError": AttributeError, "OSError": OSError,
+        "OverflowError": OverflowError, "NotImplementedError": NotImplementedError,
+        "EOFError": EOFError, "BrokenBarrierError": threading.BrokenBarrierError,
+        "Full": queue.Full, "Empty": queue.Empty,
+    }
+    if kind in builtin:
+        return builtin[kind]
+    if kind in ("ProcessError", "BufferTooShort", "AuthenticationError", "TimeoutError"):
+        return getattr(MP, kind)
+    if kind == "RemoteError":
+        return importlib.import_module(MP.__name__ + ".managers").RemoteError
+    return Exception
+
+
+def task_raise(kind="ValueError", message="", conn=None):
+    raise _exception_class(kind)(message)
+
+
+def task_sleep(seconds, conn=None):
+    _task_send(conn, "sleeping")
+    try:
+        time.sleep(seconds)
+    finally:
+        _task_send(conn, "done")
+
+
+def task_crash(signal=9, conn=None):
+    os.kill(os.getpid(), signal)
+    # A signal whose default action ends the process has ended it by now (a signal sent to
+    # oneself is delivered before kill returns); wait a little in case it is late.
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    raise RuntimeError("signal %r did not end the process" % (signal,))
+
+
+def task_pid(conn):
+    conn.send(os.getpid())
+
+
+def task_describe(conn):
+    process = MP.current_process()
+    parent = MP.parent_process()
+    conn.send({
+        "name": process.name,
+        "pid": process.pid,
+        "daemon": process.daemon,
+        "authkey": bytes(process.authkey),
+        "parent": None if parent is None else {"name": parent.name, "pid": parent.pid},
+    })
+
+
+def task_start_child(task, args=None, daemon=None, join=True, conn=None):
+    if args is None:
+        args = {}
+    ctx = MP.get_context(_TASK_START_METHOD[0])
+    child = ctx.Process(target=_run_task, args=(MP.__name__, ctx.get_start_method(), task, args),
+                        daemon=daemon)
+    child.start()
+    _task_send(conn, {"name": child.name, "pid": child.pid})
+    if join:
+        child.join()
+
+
+_TASKS = {
+    "identity": task_identity,
+    "exit": task_exit,
+    "raise": task_raise,
+    "sleep": task_sleep,
+    "crash": task_crash,
+    "pid": task_pid,
+    "describe": task_describe,
+    "start_child": task_start_child,
+}
+
+
+def _run_task(module, start_method, task, args):
+    """The target of every Process of the driver (module level: spawn carries it by name).
+    ``module`` is the package under test (a spawned child starts with the default one)."""
+    _close_inherited()  # forked from an actor: the actor's pipes to the driver
+    if module != MP.__name__:
+        select_module(module)
+    _TASK_START_METHOD[0] = start_method
+    _TASKS[task](**args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -750,6 +1339,21 @@ class _PreludeRunner:
             self.thread.join()
 
 
+def _await_exit(process, timeout):
+    """Wait up to `timeout` s for a child to end, and reap it (True when it has).  Not
+    process.join(timeout): that waits for the sentinel, which a process forked by the child
+    keeps open after the child's death; is_alive() asks waitpid (WNOHANG) instead."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while process.is_alive():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        MP.connection.wait([process.sentinel], min(delay, remaining))
+        delay = min(delay * 2, 0.05)
+    return True
+
+
 class _Stop(BaseException):
     """Raised by the signal handler: tear down and exit."""
 
@@ -767,6 +1371,7 @@ class Actor:
         self.running = {}  # thread -> tag of the call it runs
         self.thread_of = {}  # tag -> thread
         self.exitcode = None
+        self.pgid = None  # set when the actor leads its own process group (its pid)
 
 
 class Session:
@@ -776,6 +1381,9 @@ class Session:
         self.objects = {}  # name -> (type name, object)
         self.actors = {}  # name -> Actor, in setup order
         self.tags = set()
+        self.slots = set()  # names of the Connection slots
+        self.owners = {}  # object name -> owner actor name (protocol 3.2, setup.owner)
+        self.tempdir = None  # the actors' temporary directory, removed at teardown
 
 
 def _int_field(value):
@@ -892,11 +1500,17 @@ class Driver:
         while True:
             self._check_stop()
             waitables = [self.stdin_fd]
+            # An actor's sentinel fires when it dies, unless a process it forked holds a copy
+            # of the sentinel pipe's write end (every forked child does, and outlives a killed
+            # actor).  End of file on its result pipe tells then: it is dying, poll it.
+            poll = None
             for actor in self._live_actors():
                 if not actor.results_eof:
                     waitables.append(actor.results)
+                else:
+                    poll = DEATH_POLL
                 waitables.append(actor.process.sentinel)
-            ready = MP.connection.wait(waitables)
+            ready = MP.connection.wait(waitables, poll)
 
             # Results first, then deaths (a dead actor's last results precede its info events).
             for actor in self._live_actors():
@@ -904,6 +1518,8 @@ class Driver:
                     self._drain(actor)
             for actor in self._live_actors():
                 if actor.process.sentinel in ready:
+                    self._on_death(actor)
+                elif actor.results_eof and not actor.process.is_alive():
                     self._on_death(actor)
 
             if self.stdin_fd in ready:
@@ -1021,7 +1637,7 @@ class Driver:
             raise _protocol_error("%s: bad argument value: %s" % (where, exc))
 
     @staticmethod
-    def _method_args(spec, typename, method, kwargs, where, object_types):
+    def _method_args(spec, typename, method, kwargs, where, object_types, slots=()):
         entry = spec.methods.get(method)
         if entry is None:
             raise _unsupported("%s: type %s has no method %r" % (where, typename, method))
@@ -1029,6 +1645,15 @@ class Driver:
         if unknown:
             raise _unsupported("%s: %s.%s takes no argument %s"
                                % (where, typename, method, ", ".join(map(repr, unknown))))
+        if "as" in entry.params:
+            # The Connection slot the call binds (Listener.accept, Module.client): required,
+            # and sent to the actor as a reference to the slot.
+            slot = kwargs.get("as")
+            if not isinstance(slot, str) or slot not in slots:
+                raise _protocol_error("%s: %s.%s needs `as`, the name of a Connection slot (a "
+                                      "Connection without args), not %r"
+                                      % (where, typename, method, slot))
+            kwargs = dict(kwargs, **{"as": {"$ref": slot}})
         if entry.convert is not None:
             try:
                 kwargs = entry.convert(dict(kwargs))
@@ -1053,6 +1678,7 @@ class Driver:
 
         # Validate everything before creating anything.
         objects = []
+        owners = {}
         for index, item in enumerate(self._list_field(request, "objects")):
             where = "objects[%d]" % index
             name, typename = item.get("name"), item.get("type")
@@ -1070,8 +1696,18 @@ class Driver:
             if unknown:
                 raise _setup_error("%s: %s() takes no argument %s"
                                    % (where, typename, ", ".join(map(repr, unknown))))
+            if (typename == "Process" and isinstance(kwargs.get("task"), str)
+                    and kwargs["task"] not in _TASKS):
+                raise _unsupported("%s: no task %r in this driver's catalogue"
+                                   % (where, kwargs["task"]))
+            if "owner" in item and not isinstance(item["owner"], str):
+                raise _protocol_error("%s: owner must be an actor name (a string)" % where)
             objects.append((name, typename, kwargs))
+            if "owner" in item:
+                owners[name] = item["owner"]
         object_types = {name: typename for name, typename, _ in objects}
+        slots = {name for name, typename, kwargs in objects
+                 if typename == "Connection" and not kwargs}
 
         prelude = []
         for index, item in enumerate(self._list_field(request, "prelude")):
@@ -1082,8 +1718,12 @@ class Driver:
             if not isinstance(method, str):
                 raise _protocol_error("%s: method must be a string" % where)
             typename = object_types[objname]
+            if TYPES[typename].local or typename == "Module":
+                raise _protocol_error("%s: %s %r lives in the actors only (protocol section 6), "
+                                      "not in the prelude" % (where, typename, objname))
             kwargs = self._method_args(TYPES[typename], typename, method,
-                                       self._args_field(item, where), where, object_types)
+                                       self._args_field(item, where), where, object_types,
+                                       slots)
             prelude.append((objname, method, kwargs))
 
         actors = []
@@ -1101,24 +1741,31 @@ class Driver:
             if not isinstance(independent, bool):
                 raise _protocol_error("%s: independent must be a bool" % where)
             actors.append((name, threads, objects if independent else None))
+        actor_names = {name for name, _, _ in actors}
+        for objname, owner in sorted(owners.items()):
+            if owner not in actor_names:
+                raise _protocol_error("object %r: owner %r is not an actor of this setup"
+                                      % (objname, owner))
 
         # Build.  On any failure, tear the partial setup down and reply SetupError.
         ctx = MP.get_context(start_method)
         if start_method != "fork":
             self._start_resource_tracker(start_method)
         session = Session(ctx, start_method)
+        session.slots = slots
+        session.owners = owners
         self.session = session
         try:
+            session.tempdir = tempfile.mkdtemp(prefix="mpspec-driver-")
             for name, typename, kwargs in objects:
                 try:
-                    kwargs = _map_refs(kwargs, self._constructor_ref(session.objects))
+                    obj = _build_object(ctx, name, typename, kwargs, session.objects)
                 except RefError as exc:
                     raise _setup_error("cannot create %s %r: %s" % (typename, name, exc))
-                try:
-                    session.objects[name] = (typename, TYPES[typename].create(ctx, kwargs))
                 except Exception as exc:
                     raise _setup_error("cannot create %s %r: %s: %s"
                                        % (typename, name, error_kind(exc), exc))
+                session.objects[name] = (typename, obj)
             runner = _PreludeRunner() if prelude else None
             try:
                 for index, (objname, method, kwargs) in enumerate(prelude):
@@ -1135,6 +1782,12 @@ class Driver:
             for name, threads, entries in actors:
                 self._start_actor(session, name, threads, entries)
             self._await_ready(session)
+            # Every actor has its copy (inherited, or duplicated into it while spawning): the
+            # parent gives up its own copy of each owned object (protocol 3.2, setup.owner).
+            for objname in sorted(owners):
+                typename, obj = session.objects[objname]
+                if typename == "Connection" and not _is_slot(obj):
+                    obj.close()
         except BaseException:
             self._teardown("teardown", announce=False)
             raise
@@ -1175,13 +1828,17 @@ class Driver:
         else:
             ctx = multiprocessing.get_context("spawn")
             target, objects = _independent_actor_main, (MP.__name__, entries)
+        extra = {"module": MP.__name__, "start_method": session.start_method,
+                 "owners": dict(session.owners), "tempdir": session.tempdir}
         command_r, command_w = ctx.Pipe(duplex=False)
         result_r, result_w = ctx.Pipe(duplex=False)
+        # Not daemonic: an actor may start Processes of its own, which a daemonic process may
+        # not (spec/process/process.md, "Protocol").  Teardown kills and reaps it either way.
         process = ctx.Process(
             target=target,
             name="mpspec-actor-%s" % name,
-            args=(name, threads, objects, command_r, result_w, LIBRARY),
-            daemon=True,
+            args=(name, threads, objects, command_r, result_w, LIBRARY, extra),
+            daemon=False,
         )
         actor = Actor(name, threads, process, command_w, result_r)
         session.actors[name] = actor
@@ -1221,6 +1878,8 @@ class Driver:
                     except (EOFError, OSError):
                         message = None
                 if isinstance(message, tuple) and message[:1] == ("ready",):
+                    if len(message) >= 3 and message[1] == message[2] == actor.pid:
+                        actor.pgid = actor.pid  # it leads its own process group
                     del waiting[actor.results]
                     del waiting[actor.process.sentinel]
                     continue
@@ -1257,7 +1916,8 @@ class Driver:
         typename = session.objects[objname][0]
         object_types = {name: entry[0] for name, entry in session.objects.items()}
         kwargs = self._method_args(TYPES[typename], typename, method,
-                                   self._args_field(request, "call"), "call", object_types)
+                                   self._args_field(request, "call"), "call", object_types,
+                                   session.slots)
         if thread in actor.running:
             raise _protocol_error("call: thread %d of actor %r is busy with call %r"
                                   % (thread, actor.name, actor.running[thread]))
@@ -1309,7 +1969,7 @@ class Driver:
         process = actor.process
         if process.pid is None:
             return True
-        process.join(REAP_TIMEOUT)
+        _await_exit(process, REAP_TIMEOUT)
         if process.exitcode is None and escalate:
             _log("actor %r (pid %d) still alive after its signal: sending SIGKILL"
                  % (actor.name, process.pid))
@@ -1317,7 +1977,7 @@ class Driver:
                 os.kill(process.pid, signal.SIGKILL)
             except OSError:
                 pass
-            process.join(REAP_TIMEOUT)
+            _await_exit(process, REAP_TIMEOUT)
         if process.exitcode is None:
             _log("actor %r (pid %d) could not be reaped" % (actor.name, process.pid))
             return False
@@ -1388,20 +2048,31 @@ class Driver:
         live = [a for a in session.actors.values() if a.alive]
         for actor in live:
             if actor.process.pid is not None and actor.process.exitcode is None:
+                # The actor and every process it started (its process group).  Safe: the actor
+                # is not reaped yet, so its pid (the group's id) cannot have been reused.
                 try:
-                    os.kill(actor.process.pid, signal.SIGKILL)
+                    if actor.pgid is not None:
+                        os.killpg(actor.pgid, signal.SIGKILL)
+                    else:
+                        os.kill(actor.process.pid, signal.SIGKILL)
                 except OSError:
                     pass
         for actor in live:
             self._reap(actor)
             self._finish(actor, reason, announce)
+        # Processes started by actors that died before (kill, crash), or that escaped the kill
+        # above: orphans now, still in their actor's group.
+        _kill_groups([a.pgid for a in session.actors.values() if a.pgid is not None])
         session.actors.clear()
         session.objects.clear()
+        tempdir, session.tempdir = session.tempdir, None
         self.session = None
         del session, live
         # Drop the last references now: with spawn/forkserver this unlinks the named
         # semaphores and unregisters them from the resource tracker.
         gc.collect()
+        if tempdir is not None:
+            shutil.rmtree(tempdir, ignore_errors=True)
 
     def op_teardown(self, request):
         self._teardown("teardown")
@@ -1426,10 +2097,68 @@ class Driver:
         for child in children:
             try:
                 child.kill()
-                child.join(REAP_TIMEOUT)
+                _await_exit(child, REAP_TIMEOUT)
             except Exception:
                 pass
         _stop_helpers()
+
+
+def _group_members(pgids):
+    """pgid -> pids of the live (not zombie) processes in that process group, from /proc;
+    None where /proc cannot be read."""
+    members = {pgid: [] for pgid in pgids}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        try:
+            state, pgrp = fields[0], int(fields[2])
+        except (IndexError, ValueError):
+            continue
+        if pgrp in members and state not in ("Z", "X"):
+            members[pgrp].append(int(entry))
+    return members
+
+
+def _kill_groups(pgids):
+    """SIGKILL what is left of the process groups of reaped actors, and wait (bounded) until
+    it is gone.  A group is only signalled while it has members: its id then cannot belong to
+    anyone else (POSIX does not reuse a process id while a group of that id exists), and no
+    process has that pid (the actor, its leader, has been reaped)."""
+    pgids = sorted(set(pgids))
+    if not pgids:
+        return
+    deadline = time.monotonic() + REAP_TIMEOUT
+    signalled = set()
+    while True:
+        members = _group_members(pgids)
+        if members is None:
+            return  # no /proc: the live actors' groups were signalled before their reaping
+        left = {pgid: pids for pgid, pids in members.items() if pids}
+        if not left:
+            return
+        for pgid in left:
+            if pgid in signalled or os.path.exists("/proc/%d" % pgid):
+                continue
+            _log("killing %d leftover process(es) of actor group %d: %s"
+                 % (len(left[pgid]), pgid, left[pgid]))
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except OSError:
+                pass
+            signalled.add(pgid)
+        if time.monotonic() >= deadline or not (set(left) & signalled):
+            _log("processes of actor groups still alive: %r" % left)
+            return
+        time.sleep(0.005)
 
 
 def _stop_helpers():

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from . import ROOT, __version__, backends, build, report, runner, speccmd
+from . import ROOT, __version__, backends, build, fuzzcmd, report, runner, speccmd
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError
 
 EXIT_STATUSES = """exit status:
@@ -112,6 +112,24 @@ def parser():
                        epilog=EXIT_STATUSES)
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
+    z = sub.add_parser("fuzz", help="build libmp's libFuzzer targets (clang) and run each for a while",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Configure (once) and build build/fuzz with clang and libFuzzer "
+                                   "(ASan + UBSan), then run each fuzz target for --seconds on its "
+                                   "seed corpus in fixtures/fuzz/. A crash is copied to "
+                                   "fixtures/fuzz/crashes/<target>/. See reference/fuzz/README.md.",
+                       epilog="exit status: 0 no target crashed; 1 a target crashed (or ran out of "
+                              "memory or time on an input); 2 bad input; 3 the environment "
+                              "(no clang, build failed)")
+    z.add_argument("--seconds", type=int, default=fuzzcmd.DEFAULT_SECONDS, metavar="N",
+                   help="how long each target runs (default: %d)" % fuzzcmd.DEFAULT_SECONDS)
+    z.add_argument("--target", metavar="T",
+                   help="one target: %s (default: all)" % ", ".join(fuzzcmd.TARGETS))
+    z.add_argument("--build-dir", metavar="DIR", help="the clang build tree (default: build/fuzz)")
+    z.add_argument("--no-build", action="store_true", help="use the existing build as it is")
+    z.add_argument("-v", "--verbose", action="store_true",
+                   help="show the build output and libFuzzer's output")
+
     b = sub.add_parser("backends", help="list the backends of harness/backends.toml")
     b.add_argument("--build-dir", metavar="DIR", help="build tree the driver commands refer to")
     return p
@@ -182,6 +200,8 @@ def main(argv=None):
             return speccmd.main(ROOT, a.json, sys.stdout)
         if a.command == "backends":
             return cmd_backends(a)
+        if a.command == "fuzz":
+            return fuzzcmd.main(a)
     except UserError as e:
         sys.stdout.flush()
         print("mpspec: error: %s" % e, file=sys.stderr)

@@ -341,6 +341,15 @@ class HelloAndSetupTest(DriverTestCase):
             "Event": ["is_set", "set", "clear", "wait"],
             "Condition": lock + ["wait", "wait_for", "notify", "notify_all"],
             "Barrier": ["wait", "abort", "reset", "parties", "n_waiting", "broken"],
+            "Pipe": [],
+            "Connection": ["send", "recv", "send_bytes", "recv_bytes", "recv_bytes_into",
+                           "poll", "close", "closed", "readable", "writable", "fileno",
+                           "__enter__", "__exit__"],
+            "Listener": ["accept", "address", "last_accepted", "close", "__exit__"],
+            "Process": ["start", "terminate", "kill", "close", "is_alive", "join", "exitcode",
+                        "pid", "sentinel", "name", "daemon", "set_name", "set_daemon"],
+            "Module": ["current_process", "parent_process", "active_children", "cpu_count",
+                       "wait", "client", "set_start_method", "get_context"],
         })
         self.assertEqual(set(result["features"]), {"timeout", "nonblocking", "threads", "kill",
                                                    "prelude", "independent"})
@@ -745,6 +754,298 @@ class IndependentActorTest(DriverTestCase):
 
 def _obj(name, typename, **args):
     return {"name": name, "type": typename, "args": args}
+
+
+def _b64(data):
+    import base64
+
+    return {"$bytes": base64.b64encode(data).decode("ascii")}
+
+
+def _pipe(owners=("a", "b"), duplex=True):
+    """A Pipe P and its ends C0, C1, owned by `owners` (None: no owner)."""
+    objects = [_obj("P", "Pipe", duplex=duplex)]
+    for end, owner in enumerate(owners):
+        entry = _obj("C%d" % end, "Connection", pipe={"$ref": "P"}, end=end)
+        if owner is not None:
+            entry["owner"] = owner
+        objects.append(entry)
+    return objects
+
+
+def _group_pids(pgids):
+    """Running (not zombie) processes of the given process groups, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) in pgids and fields[0] not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+class ConnectionTest(DriverTestCase):
+    """Pipe, Connection, owner (protocol 3.2 setup.owner, section 6)."""
+
+    start_method = "fork"
+
+    # Positional parameters named so as not to clash with protocol arguments (obj, method).
+    def call_value(self, _d, _actor, _object, _method, **args):
+        return _d.value(_d.call(_actor, _method, args, obj=_object))
+
+    def call_error(self, _d, _actor, _object, _method, **args):
+        event = _d.wait_event(_d.call(_actor, _method, args, obj=_object))
+        self.assertEqual(event["status"], "error", event)
+        return event["error"]
+
+    def test_send_recv_eof_with_owners(self):
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        d.setup([{"name": "a"}, {"name": "b"}], objects=_pipe(),
+                start_method=self.start_method)
+        v = self.call_value
+        self.assertIsNone(v(d, "a", "C0", "send", obj=[1, "x", _b64(b"\x00"), {"k": None}]))
+        self.assertEqual(v(d, "b", "C1", "recv"), [1, "x", _b64(b"\x00"), {"k": None}])
+        self.assertIs(v(d, "b", "C1", "poll"), False)
+        self.assertIsNone(v(d, "b", "C1", "send_bytes", buf=_b64(b"hello world"), offset=6))
+        # recv_bytes_into: the message does not fit; BufferTooShort carries it as `value`.
+        error = self.call_error(d, "a", "C0", "recv_bytes_into", buffer=_b64(b"abc"))
+        self.assertEqual(error["kind"], "BufferTooShort")
+        self.assertEqual(error["value"], _b64(b"world"))
+        self.assertIsNone(v(d, "b", "C1", "send_bytes", buf=_b64(b"hi")))
+        self.assertEqual(v(d, "a", "C0", "recv_bytes_into", buffer=_b64(b"abcdef"), offset=1),
+                         {"n": 2, "buffer": _b64(b"ahidef")})
+        self.assertIsInstance(v(d, "a", "C0", "fileno"), int)
+        self.assertIsNone(v(d, "a", "C0", "__enter__"))
+        self.assertEqual([v(d, "a", "C0", name) for name in ("closed", "readable", "writable")],
+                         [False, True, True])
+        # The owners' copies are the only ones: b's close is an end of file for a.
+        self.assertIsNone(v(d, "b", "C1", "close"))
+        self.assertIs(v(d, "b", "C1", "closed"), True)
+        self.assertIs(v(d, "a", "C0", "poll", timeout=WAIT), True)
+        self.assertEqual(self.call_error(d, "a", "C0", "recv")["kind"], "EOFError")
+        self.assertEqual(self.call_error(d, "a", "C0", "send", obj=1)["kind"], "OSError")
+        # A non-owner has closed its copy.
+        self.assertEqual(self.call_error(d, "b", "C0", "recv")["kind"], "OSError")
+        self.assertIsNone(v(d, "a", "C0", "__exit__"))
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+
+    def test_setup_errors(self):
+        d = self.greeted()
+        objects = _pipe(owners=("a", "nobody"))
+        self.assertEqual(d.error("setup", objects=objects, actors=[{"name": "a"}]),
+                         "ProtocolError")
+        objects = _pipe(owners=(None, None))
+        objects[1]["owner"] = 3
+        self.assertEqual(d.error("setup", objects=objects, actors=[{"name": "a"}]),
+                         "ProtocolError")
+        for args in ({"pipe": {"$ref": "P"}}, {"pipe": {"$ref": "P"}, "end": 2},
+                     {"pipe": 1, "end": 0}, {"end": 0}):
+            with self.subTest(args=args):
+                objects = [_obj("P", "Pipe"), {"name": "C", "type": "Connection",
+                                               "args": args}]
+                self.assertEqual(d.error("setup", objects=objects, actors=[{"name": "a"}]),
+                                 "SetupError")
+        objects = [_obj("X", "Process", task="no-such-task")]
+        self.assertEqual(d.error("setup", objects=objects, actors=[{"name": "a"}]),
+                         "Unsupported")
+        # Process-local objects and the module live in the actors only.
+        for objects, call in (([_obj("L", "Listener")], {"object": "L", "method": "address"}),
+                              ([_obj("M", "Module")], {"object": "M", "method": "cpu_count"})):
+            self.assertEqual(d.error("setup", objects=objects, actors=[{"name": "a"}],
+                                     prelude=[call]), "ProtocolError")
+        d.setup([{"name": "a"}], objects=[_obj("L", "Listener"), _obj("S", "Connection"),
+                                          _obj("P", "Pipe")])
+        # accept needs `as`, naming a slot.
+        for args in ({}, {"as": "L"}, {"as": "nope"}, {"as": 1}):
+            with self.subTest(args=args):
+                self.assertEqual(d.error("call", tag="x%r" % (args,), actor="a", object="L",
+                                         method="accept", args=args), "ProtocolError")
+        self.assertEqual(d.error("call", tag="p", actor="a", object="P", method="send",
+                                 args={}), "Unsupported")
+        # An unbound slot: kind Other.
+        error = self.call_error(d, "a", "S", "recv")
+        self.assertEqual(error["kind"], "Other")
+        self.assertIn("UnboundSlotError", error["message"])
+
+
+class ConnectionSpawnTest(ConnectionTest):
+    start_method = "spawn"
+
+
+class ProcessTest(DriverTestCase):
+    """Process and the task catalogue (spec/process/process.md section 1)."""
+
+    start_method = "fork"
+
+    def run_task(self, d, task, args, between=None):
+        """Start a Process running `task` in actor a with conn W; the messages it sends, and
+        its exit code after join."""
+        args = dict(args, conn={"$ref": "W"})
+        objects = _pipe(owners=("a", "a"), duplex=False)
+        objects[1]["name"], objects[2]["name"] = "R", "W"
+        objects.append(_obj("X", "Process", task=task, args=args))
+        d.setup([{"name": "a"}], objects=objects, start_method=self.start_method)
+        v = lambda _o, _m, **kw: d.value(d.call("a", _m, kw, obj=_o))
+        self.assertIsNone(v("X", "exitcode"))
+        self.assertIsNone(v("X", "start"))
+        self.assertIsInstance(v("X", "pid"), int)
+        self.assertIsNone(v("W", "close"))
+        messages = []
+        if between is not None:
+            messages.append(v("R", "recv"))
+            self.assertIsNone(v("X", between))
+        self.assertIsNone(v("X", "join", timeout=WAIT))
+        exitcode = v("X", "exitcode")
+        while True:
+            event = d.wait_event(d.call("a", "recv", obj="R"))
+            if event["status"] != "ok":
+                self.assertEqual(event["error"]["kind"], "EOFError")
+                break
+            messages.append(event["value"])
+        d.ok("teardown")
+        return messages, exitcode
+
+    def test_catalogue(self):
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        self.assertEqual(self.run_task(d, "identity", {"value": 42}), ([42], 0))
+        self.assertEqual(self.run_task(d, "exit", {"code": 3}), ([], 3))
+        self.assertEqual(self.run_task(d, "exit", {"code": 256}), ([], 0))
+        self.assertEqual(self.run_task(d, "raise", {"kind": "OSError"}), ([], 1))
+        self.assertEqual(self.run_task(d, "crash", {"signal": 15}), ([], -15))
+        self.assertEqual(self.run_task(d, "sleep", {"seconds": 0}), (["sleeping", "done"], 0))
+        self.assertEqual(self.run_task(d, "sleep", {"seconds": 60}, between="terminate"),
+                         (["sleeping"], -15))
+        self.assertEqual(self.run_task(d, "sleep", {"seconds": 60}, between="kill"),
+                         (["sleeping"], -9))
+        (pid,), exitcode = self.run_task(d, "pid", {})
+        self.assertIsInstance(pid, int)
+        ([described], exitcode) = self.run_task(d, "describe", {})
+        self.assertEqual(sorted(described), ["authkey", "daemon", "name", "parent", "pid"])
+        self.assertEqual(described["parent"]["name"], "mpspec-actor-a")
+        self.assertIs(described["daemon"], False)
+        messages, exitcode = self.run_task(d, "start_child", {"task": "identity"})
+        self.assertEqual((sorted(messages[0]), exitcode), (["name", "pid"], 0))
+
+    def test_construction_errors_are_the_first_calls(self):
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        d.setup([{"name": "a"}], objects=[_obj("X", "Process", task="identity",
+                                               args={"bogus": 1})],
+                start_method=self.start_method)
+        for _ in range(2):  # and the next call tries again
+            event = d.wait_event(d.call("a", "start", obj="X"))
+            self.assertEqual(event["error"]["kind"], "TypeError", event)
+
+    def test_module(self):
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        process = _obj("X", "Process", task="sleep", args={"seconds": 60})
+        process["args"]["name"] = "x"
+        objects = [_obj("M", "Module"), process]
+        d.setup([{"name": "a"}], objects=objects, start_method=self.start_method)
+        v = lambda _o, _m, **kw: d.value(d.call("a", _m, kw, obj=_o))
+        current = v("M", "current_process")
+        self.assertEqual((current["name"], current["daemon"], sorted(current)),
+                         ("mpspec-actor-a", False, ["authkey", "daemon", "name", "pid"]))
+        self.assertEqual(v("M", "parent_process"),
+                         {"name": "MainProcess", "pid": d.proc.pid, "alive": True})
+        self.assertGreaterEqual(v("M", "cpu_count"), 1)
+        self.assertEqual(v("M", "get_context", method="spawn"), "spawn")
+        self.assertEqual(v("M", "active_children"), [])
+        self.assertIsNone(v("X", "start"))
+        self.assertEqual(v("M", "active_children"), ["x"])
+        self.assertEqual(v("M", "wait", object_list=[{"$ref": "X"}], timeout=0), [])
+        self.assertIsNone(v("X", "kill"))
+        self.assertEqual(v("M", "wait", object_list=[{"$ref": "X"}], timeout=WAIT), ["X"])
+        self.assertIsNone(v("X", "join"))
+        self.assertEqual(v("X", "exitcode"), -signal.SIGKILL)
+
+    def test_children_of_actors_do_not_outlive_teardown(self):
+        # The actors are not daemonic (they may start Processes); a Process still running
+        # when its actor is killed, or at teardown, is killed with the actor's group.
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        objects = [_obj("X", "Process", task="start_child",
+                        args={"task": "sleep", "args": {"seconds": 60}, "join": True})]
+        pids = d.setup([{"name": "a"}, {"name": "b"}], objects=objects,
+                       start_method=self.start_method)
+        for actor in ("a", "b"):
+            self.assertIsNone(d.value(d.call(actor, "start", obj="X")))
+        deadline = time.monotonic() + WAIT
+        while len(_group_pids(set(pids.values()))) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        group = _group_pids(set(pids.values()))
+        self.addCleanup(_kill_if_running, group)
+        self.assertEqual(len(group), 6, "2 actors, 2 children, 2 grandchildren")
+        started = time.monotonic()
+        self.assertEqual(d.ok("kill", actor="a"), {"exitcode": -signal.SIGKILL})
+        self.assertLess(time.monotonic() - started, WAIT / 2)
+        d.ok("teardown")
+        self.assertEqual(_group_pids(set(pids.values())), [])
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+
+
+class ProcessSpawnTest(ProcessTest):
+    start_method = "spawn"
+
+
+class ListenerTest(DriverTestCase):
+    """Listener (process-local), Connection slots, Module.client and wait."""
+
+    def test_accept_client_wait(self):
+        d = self.greeted()
+        objects = [_obj("L", "Listener", address=["127.0.0.1", 0], authkey=_b64(b"key")),
+                   _obj("S", "Connection"), _obj("M", "Module")]
+        d.setup([{"name": "a"}, {"name": "b"}], objects=objects)
+        v = lambda _a, _o, _m, **kw: d.value(d.call(_a, _m, kw, obj=_o))
+        address = v("a", "L", "address")
+        self.assertEqual((address[0], type(address[1])), ("127.0.0.1", int))
+        self.assertIsNone(v("a", "L", "last_accepted"))
+        accepted = d.call("a", "accept", {"as": "S"}, obj="L")
+        self.assertIsNone(d.value(d.call("b", "client", {"as": "S", "address": address,
+                                                        "authkey": _b64(b"key")}, obj="M")))
+        self.assertIsNone(d.value(accepted))
+        self.assertEqual(v("a", "L", "last_accepted")[0], "127.0.0.1")
+        self.assertEqual(v("a", "M", "wait", object_list=[{"$ref": "S"}], timeout=0), [])
+        self.assertIsNone(v("b", "S", "send", obj="ping"))
+        self.assertEqual(v("a", "M", "wait", object_list=[{"$ref": "S"}], timeout=WAIT), ["S"])
+        self.assertEqual(v("a", "S", "recv"), "ping")
+        # b's Listener is its own, on another port.
+        self.assertNotEqual(v("b", "L", "address"), address)
+        # A wrong key: both sides fail the handshake.
+        accepted = d.call("a", "accept", {"as": "S"}, obj="L")
+        client = d.call("b", "client", {"as": "S", "address": address,
+                                        "authkey": _b64(b"other")}, obj="M")
+        self.assertEqual(d.wait_event(client)["error"]["kind"], "AuthenticationError")
+        self.assertEqual(d.wait_event(accepted)["error"]["kind"], "AuthenticationError")
+        self.assertIsNone(v("a", "L", "close"))
+        event = d.wait_event(d.call("a", "accept", {"as": "S"}, obj="L"))
+        self.assertEqual(event["error"]["kind"], "OSError")
+
+    def test_constructor_error_and_unix_socket_cleanup(self):
+        d = self.greeted()
+        objects = [_obj("L", "Listener", address=5), _obj("U", "Listener", family="AF_UNIX")]
+        d.setup([{"name": "a"}], objects=objects)
+        for _ in range(2):
+            event = d.wait_event(d.call("a", "address", obj="L"))
+            self.assertEqual(event["error"]["kind"], "TypeError", event)
+        path = d.value(d.call("a", "address", obj="U"))
+        if not isinstance(path, str):  # multiprocess: the abstract namespace, no file
+            self.assertTrue(path["$bytes"].startswith("AG"), path)  # b"\x00..."
+            return
+        self.assertTrue(os.path.exists(path), path)
+        d.ok("kill", actor="a")  # no close: the driver removes the socket file
+        d.ok("teardown")
+        self.assertFalse(os.path.exists(path), path)
 
 
 class SyncTypesTest(DriverTestCase):
