@@ -449,7 +449,9 @@ class Driver {
       } catch (const std::exception& e) {
         objects_.clear();
         auto [kind, message] = describe_exception(backend_, e);
-        throw RequestError("SetupError",
+        // A factory may refuse what the backend does not offer (e.g. a task outside its
+        // catalogue): the test is then UNSUPPORTED, not failed.
+        throw RequestError(kind == "Unsupported" ? "Unsupported" : "SetupError",
                            "creating " + type + " '" + name + "': " + kind + ": " + message);
       }
     }
