@@ -11,6 +11,7 @@
 
 #include "mp/connection.hpp"
 #include "mp/errors.hpp"
+#include "mp/platform/clock.hpp"
 #include "mp/platform/crypto.hpp"
 #include "mp/platform/socket.hpp"
 
@@ -34,6 +35,53 @@ constexpr std::size_t kMd5Length = 16;
 constexpr std::array<std::string_view, 5> kAllowedDigests = {"md5", "sha256", "sha384", "sha3_256",
                                                              "sha3_384"};
 constexpr std::size_t kMaxDigestNameLength = 8;
+
+// Reads one handshake message: with `deadline` null, as Connection::recv_bytes(256) (CPython,
+// no bound); otherwise every byte must arrive before `deadline`, else
+// AuthenticationError("handshake timed out ..."). The frame is read exactly, straight from the
+// descriptor (nothing is buffered before a handshake), with the errors of recv_bytes: EOF
+// before the message -> EOFError, inside it -> OSError, longer than 256 -> OSError("bad
+// message length") without reading the payload.
+std::string read_handshake_message(Connection& connection, const platform::Deadline* deadline) {
+  if (deadline == nullptr) return connection.recv_bytes(kMaxHandshakeMessage);
+  const int fd = connection.fileno();
+  auto read_exact = [&](char* data, std::size_t size, bool eof_is_eoferror) {
+    std::size_t got = 0;
+    while (got < size) {
+      if (!platform::poll_readable(fd, *deadline)) {
+        throw AuthenticationError("handshake timed out after " +
+                                  std::to_string(static_cast<int>(kHandshakeTimeoutSeconds)) +
+                                  " s: the peer sent nothing");
+      }
+      const std::size_t n = platform::read_some(fd, data + got, size - got);
+      if (n == 0) {
+        if (eof_is_eoferror && got == 0) throw EOFError();
+        throw OSError("got end of file during message");
+      }
+      got += n;
+    }
+  };
+  unsigned char header[8];
+  read_exact(reinterpret_cast<char*>(header), 4, true);
+  std::uint64_t size = std::uint64_t{header[0]} << 24 | std::uint64_t{header[1]} << 16 |
+                       std::uint64_t{header[2]} << 8 | header[3];
+  if (size == 0xFFFFFFFFu) {
+    read_exact(reinterpret_cast<char*>(header), 8, false);
+    size = 0;
+    for (unsigned char b : header) size = size << 8 | b;
+  } else if (size & 0x80000000u) {
+    size = 0;  // a negative length other than -1 reads as an empty message (CPython)
+  }
+  if (size > static_cast<std::uint64_t>(kMaxHandshakeMessage)) throw OSError("bad message length");
+  std::string payload(size, '\0');
+  read_exact(payload.data(), payload.size(), true);
+  return payload;
+}
+
+void deliver_challenge(Connection& connection, std::string_view authkey,
+                       const platform::Deadline* deadline);
+void answer_challenge(Connection& connection, std::string_view authkey,
+                      const platform::Deadline* deadline);
 
 // Python's repr() of a bytes object: b'...' (or b"..." when that avoids escapes).
 std::string bytes_repr(std::string_view bytes) {
@@ -223,8 +271,9 @@ Connection Listener::accept() {
   Connection connection(platform::accept_on(fd_, &peer));
   last_accepted_ = to_address(peer);
   if (authkey_.has_value()) {
-    deliver_challenge(connection, *authkey_);
-    answer_challenge(connection, *authkey_);
+    const auto deadline = platform::Deadline::after(kHandshakeTimeoutSeconds);
+    deliver_challenge(connection, *authkey_, &deadline);
+    answer_challenge(connection, *authkey_, &deadline);
   }
   return connection;
 }
@@ -245,8 +294,9 @@ int Listener::fileno() const {
 Connection Client(const Address& address, std::optional<std::string> authkey) {
   Connection connection(platform::connect_to(to_socket_address(address)));
   if (authkey.has_value()) {
-    answer_challenge(connection, *authkey);
-    deliver_challenge(connection, *authkey);
+    const auto deadline = platform::Deadline::after(kHandshakeTimeoutSeconds);
+    answer_challenge(connection, *authkey, &deadline);
+    deliver_challenge(connection, *authkey, &deadline);
   }
   return connection;
 }
@@ -254,6 +304,17 @@ Connection Client(const Address& address, std::optional<std::string> authkey) {
 // ---- Handshake --------------------------------------------------------------
 
 void deliver_challenge(Connection& connection, std::string_view authkey) {
+  deliver_challenge(connection, authkey, nullptr);
+}
+
+void answer_challenge(Connection& connection, std::string_view authkey) {
+  answer_challenge(connection, authkey, nullptr);
+}
+
+namespace {
+
+void deliver_challenge(Connection& connection, std::string_view authkey,
+                       const platform::Deadline* deadline) {
   std::string message = "{";
   message += kDigest;
   message += '}';
@@ -261,7 +322,7 @@ void deliver_challenge(Connection& connection, std::string_view authkey) {
   std::string challenge(kChallenge);
   challenge += message;
   connection.send_bytes(challenge);
-  const std::string response = connection.recv_bytes(kMaxHandshakeMessage);
+  const std::string response = read_handshake_message(connection, deadline);
   try {
     verify_challenge(authkey, message, response);
   } catch (const AuthenticationError&) {
@@ -275,8 +336,9 @@ void deliver_challenge(Connection& connection, std::string_view authkey) {
   connection.send_bytes(kWelcome);
 }
 
-void answer_challenge(Connection& connection, std::string_view authkey) {
-  const std::string received = connection.recv_bytes(kMaxHandshakeMessage);
+void answer_challenge(Connection& connection, std::string_view authkey,
+                      const platform::Deadline* deadline) {
+  const std::string received = read_handshake_message(connection, deadline);
   if (!starts_with(received, kChallenge)) {
     throw AuthenticationError("Protocol error, expected challenge: message=" +
                               bytes_repr(received));
@@ -286,8 +348,10 @@ void answer_challenge(Connection& connection, std::string_view authkey) {
     throw AuthenticationError("challenge too short: " + std::to_string(message.size()) + " bytes");
   }
   connection.send_bytes(create_response(authkey, message));
-  const std::string verdict = connection.recv_bytes(kMaxHandshakeMessage);
+  const std::string verdict = read_handshake_message(connection, deadline);
   if (verdict != kWelcome) throw AuthenticationError("digest sent was rejected");
 }
+
+}  // namespace
 
 }  // namespace mp

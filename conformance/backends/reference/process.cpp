@@ -279,6 +279,13 @@ void register_process(driverkit::Backend& b) {
                          "daemon", "set_name", "set_daemon", "terminate", "kill", "close"},
                         [](const Json& args, const driverkit::Objects& objects) {
                           g_objects = &objects;
+                          // A task outside the catalogue is refused by setup.
+                          if (args.is_object() && args.contains("task") &&
+                              args["task"].is_string() &&
+                              !mp::is_task_registered(args["task"].get<std::string>()))
+                            throw KindError("Unsupported", "no task '" +
+                                                               args["task"].get<std::string>() +
+                                                               "' in this driver's catalogue");
                           return std::make_unique<ProcessObject>(args);
                         }};
   b.types["Module"] = {{"current_process", "active_children", "cpu_count", "wait", "client"},

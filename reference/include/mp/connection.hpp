@@ -327,6 +327,18 @@ class Address {
   std::uint16_t port_;
 };
 
+// mp::kHandshakeTimeoutSeconds
+//
+// How long Listener::accept() and Client() wait for the peer during the
+// authentication handshake, in all (from the first handshake message to the
+// last): a peer that stalls, sends nothing, or stops in the middle of a
+// message fails the handshake with mp::AuthenticationError("handshake timed
+// out ...") after this many seconds, so that one stalled client cannot hold
+// up a server's accept loop for ever (CPython waits without limit;
+// spec/connection/listener.md, [listener.auth.bounded]). The free functions
+// deliver_challenge() and answer_challenge() have no bound, as CPython's.
+inline constexpr double kHandshakeTimeoutSeconds = 20.0;
+
 // mp::Listener
 //
 // A bound, listening stream socket, like `multiprocessing.connection.Listener`:
@@ -338,8 +350,8 @@ class Address {
 // deliver_challenge() (the client proves it knows the key), then
 // answer_challenge() (this side proves it). Clients of CPython 3.11 (HMAC-MD5)
 // and 3.12+ ({sha256}) and mp::Client are all accepted. Without one, no
-// handshake is done; an authenticating client then waits for a challenge
-// that never comes (as with CPython, gh-123736).
+// handshake is done; an authenticating mp::Client then gives up after
+// kHandshakeTimeoutSeconds (a CPython client waits for ever, gh-123736).
 //
 // Threads. Not synchronized: use one Listener from one thread at a time (and
 // do not close() it while another thread is blocked in accept()).
@@ -366,9 +378,8 @@ class Listener {
   //
   // Blocks until a client connects (no timeout, as in CPython; poll fileno()
   // for POLLIN first to wait with one), records its address in
-  // last_accepted(), then authenticates it if there is an authkey. The
-  // handshake reads and writes with no timeout either, so a client that
-  // connects and then stalls blocks accept().
+  // last_accepted(), then authenticates it if there is an authkey, within
+  // kHandshakeTimeoutSeconds.
   //
   //   closed                     -> mp::OSError("listener is closed")
   //   client fails the handshake -> mp::AuthenticationError (the connection
@@ -415,13 +426,14 @@ class Listener {
 // Connects to the Listener at `address` (C++ or Python) and returns the
 // Connection. With an `authkey` (any bytes, also empty), runs the mutual
 // handshake before returning: answer_challenge() then deliver_challenge().
-// Blocks in connect() and in the handshake without a timeout, as CPython does.
+// Blocks in connect() without a timeout, as CPython does; the handshake is
+// bounded by kHandshakeTimeoutSeconds (AuthenticationError after it).
 //
 //   cannot connect       -> mp::OSError (ENOENT, ECONNREFUSED, ...)
 //   wrong key            -> mp::AuthenticationError("digest sent was rejected")
 //   listener without authkey, or not a multiprocessing peer
-//                        -> mp::AuthenticationError (protocol error), or a
-//                           wait for a challenge that never comes
+//                        -> mp::AuthenticationError (protocol error, or no
+//                           challenge within kHandshakeTimeoutSeconds)
 Connection Client(const Address& address, std::optional<std::string> authkey = std::nullopt);
 
 // mp::deliver_challenge()
