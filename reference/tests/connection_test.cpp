@@ -232,14 +232,15 @@ TEST(Connection, ByteSpanOverloads) {
   EXPECT_EQ(out[3], std::byte{255});
 }
 
-TEST(Connection, ReceivesTwelveByteHeaderAndNegativeLengths) {
+TEST(Connection, ReceivesTwelveByteHeaderAndRefusesNegativeLengths) {
   auto [a, b] = mp::Pipe();
   write_raw(a.fileno(), from_hex("ffffffff0000000000000003") + "xyz");
   EXPECT_EQ(b.recv_bytes(), "xyz");
-  write_raw(a.fileno(), from_hex("fffffffe"));  // CPython: an empty message
-  EXPECT_EQ(b.recv_bytes(), "");
-  write_raw(a.fileno(), frame("after"));
-  EXPECT_EQ(b.recv_bytes(), "after");
+  // A negative length other than -1 (CPython: an empty message) is refused, as strict asks
+  // ([connection.wire.negative_length.refused]); the end can no longer receive.
+  write_raw(a.fileno(), from_hex("fffffffe"));
+  EXPECT_THROW_MSG(b.recv_bytes(), mp::OSError, "bad message length");
+  EXPECT_FALSE(b.readable());
 }
 
 // A message over 2 GiB uses the 12-byte header, in both directions. The

@@ -147,7 +147,8 @@ class Connection {
   //   offset + size > buf.size()  -> mp::ValueError("buffer length < offset + size")
   //
   // offset == buf.size() is allowed and sends an empty message. Header and
-  // payload go out in one gather write where the kernel takes them at once.
+  // payload go out in one write (a gather write above 1 KiB) where the kernel
+  // takes them at once.
   // Throws mp::OSError(errno) if the write fails, e.g. EPIPE when the reading
   // end is closed; part of the message may then have been sent, and the
   // stream should be abandoned.
@@ -177,8 +178,9 @@ class Connection {
   // this end can no longer receive: a writable end becomes write-only
   // (readable() false), a read-only end is closed.
   //
-  // A header with a negative length other than -1 yields an empty message
-  // (CPython's behaviour; no conforming sender produces one). The 12-byte
+  // A header with a negative length other than -1 is refused like an
+  // oversized one: OSError("bad message length") (CPython returns an empty
+  // message; no conforming sender produces one). The 12-byte
   // header is accepted for any length. A message is read exactly, never more:
   // the bytes of the next message stay in the kernel. Memory for a payload
   // larger than 64 MiB grows as its bytes arrive (in steps of 8x), so a peer
@@ -247,8 +249,8 @@ class Connection {
   void check_readable() const;
   void check_writable() const;
   void send_frame(const std::byte* data, std::uint64_t size);
-  // Reads a header; returns the payload length (negative lengths other than
-  // -1 read as 0).
+  // Reads a header; returns the payload length (a negative length other
+  // than -1: bad_message_length()).
   std::uint64_t read_header();
   // Reads exactly `size` bytes; EOF before the first -> EOFError, later ->
   // OSError("got end of file during message").

@@ -38,7 +38,14 @@ void wait_for(int fd, short events) {
 }
 
 // Writes a gather list once. Returns the bytes written or -1 with errno set.
+// A single buffer goes out with send()/write(): the kernel's path for one
+// contiguous buffer is measurably shorter than sendmsg()/writev() (no msghdr
+// or iovec array to copy in), which matters for small messages.
 ssize_t write_once(int fd, bool socket, iovec* iov, int iovcnt) {
+  if (iovcnt == 1) {
+    return socket ? ::send(fd, iov->iov_base, iov->iov_len, MSG_NOSIGNAL)
+                  : ::write(fd, iov->iov_base, iov->iov_len);
+  }
   if (socket) {
     msghdr msg{};
     msg.msg_iov = iov;
@@ -137,15 +144,20 @@ bool is_socket(int fd) noexcept {
 }
 
 void write_all(int fd, bool socket, ConstBuffer first, ConstBuffer second) {
-  iovec iov[2] = {{const_cast<void*>(first.data), first.size},
-                  {const_cast<void*>(second.data), second.size}};
+  iovec iov[2];
+  int iovcnt = 0;
+  // Empty parts are left out, so that a single buffer takes write_once()'s
+  // one-buffer path. (An empty message still makes its 4-byte header.)
+  for (const ConstBuffer& b : {first, second}) {
+    if (b.size > 0) iov[iovcnt++] = {const_cast<void*>(b.data), b.size};
+  }
   // A single sendmsg/writev moves at most SSIZE_MAX bytes; the loop continues
   // where a short write stopped.
   if (socket) {
-    write_loop(fd, true, iov, 2, nullptr);
+    write_loop(fd, true, iov, iovcnt, nullptr);
   } else {
     SigpipeBlock block;
-    write_loop(fd, false, iov, 2, &block);
+    write_loop(fd, false, iov, iovcnt, &block);
   }
 }
 
