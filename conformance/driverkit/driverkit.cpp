@@ -202,7 +202,17 @@ class Actor {
 constexpr int kMaxActors = 256;
 std::atomic<pid_t> g_actor_pids[kMaxActors];
 
+// Pids of the processes the driver process started itself (register_parent_child).
+std::atomic<pid_t> g_parent_children[kMaxActors];
+
 void on_terminate(int) {
+  for (auto& p : g_parent_children) {
+    pid_t pid = p.load();
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
   for (auto& p : g_actor_pids) {
     pid_t pid = p.load();
     if (pid > 0) {
@@ -455,6 +465,8 @@ class Driver {
                            "creating " + type + " '" + name + "': " + kind + ": " + message);
       }
     }
+    // One value per prelude call ([protocol.setup.prelude.results]).
+    Json prelude_results = Json::array();
     for (const auto& p : prelude) {
       const std::string obj = p.at("object"), m = p.at("method");
       auto it = objects_.find(obj);
@@ -463,7 +475,7 @@ class Driver {
         throw RequestError("ProtocolError", "prelude names unknown object '" + obj + "'");
       }
       try {
-        it->second.object->call(m, p.value("args", Json::object()));
+        prelude_results.push_back(it->second.object->call(m, p.value("args", Json::object())));
       } catch (const std::exception& e) {
         objects_.clear();
         auto [kind, message] = describe_exception(backend_, e);
@@ -493,7 +505,7 @@ class Driver {
     // Every actor has its copies now: the parent gives up those of owned objects.
     for (auto& [name, slot] : objects_)
       if (!slot.owner.empty()) slot.object->release_copy();
-    reply_ok(id, Json{{"actors", pids}});
+    reply_ok(id, Json{{"actors", pids}, {"prelude", std::move(prelude_results)}});
   }
 
   // Starts an actor: a forked copy of the driver that inherits the objects, or, when
@@ -737,6 +749,20 @@ class Driver {
 };
 
 }  // namespace
+
+void register_parent_child(pid_t pid) {
+  for (auto& slot : g_parent_children) {
+    pid_t expected = 0;
+    if (slot.compare_exchange_strong(expected, pid)) return;
+  }
+}
+
+void forget_parent_child(pid_t pid) {
+  for (auto& slot : g_parent_children) {
+    pid_t expected = pid;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
 
 Object& Objects::ref(const Json& ref) const {
   if (!ref.is_object() || !ref.contains("$ref") || !ref["$ref"].is_string())

@@ -10,7 +10,10 @@
 // replies. See conformance/backends/reference/driver.cpp for a complete backend.
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -99,6 +102,14 @@ struct Backend {
   // not KindError; the default reports kind "Other" with the exception's what().
   std::function<std::pair<std::string, std::string>(const std::exception&)> map_error;
 };
+
+// A process the driver process itself started, outside the actors: the child of an inherited
+// Process that a prelude call started (spec/protocol.md, [protocol.setup.inherited]). The
+// backend stops and reaps it at teardown (when its object is destroyed) and then forgets it;
+// the kit SIGKILLs and reaps the ones still registered when a signal stops the driver, so that
+// nothing outlives it ([protocol.robust.no_stray]). Async-signal-safe; at most 256 at a time.
+void register_parent_child(pid_t pid);
+void forget_parent_child(pid_t pid);
 
 // Runs the protocol loop until `bye` or end of input. Returns the process exit status.
 int run(const Backend& backend, int argc, char** argv);

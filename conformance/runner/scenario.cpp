@@ -228,6 +228,10 @@ std::string Scenario::start() {
                              b.driver().stderr_tail());
   }
   started_ = true;
+  // The prelude calls' values ([protocol.setup.prelude.results]); a test that reads them checks
+  // that there is one per call.
+  const Json& result = r["result"];
+  if (result.is_object() && result.contains("prelude")) prelude_results_ = result["prelude"];
   return "";
 }
 

@@ -114,6 +114,10 @@ class Scenario {
   // (the test is then UNSUPPORTED). Any other failure throws (the test fails).
   std::string start();
 
+  // The values of the prelude calls, one per call in order, from the `setup` reply
+  // ([protocol.setup.prelude.results]); an empty array before start() or without a prelude.
+  const Json& prelude_results() const { return prelude_results_; }
+
   // Sends a call; returns at once. Throws on a protocol error.
   CallId call(const std::string& actor, const std::string& object, const std::string& method,
               Json args = Json::object(), int thread = 0);
@@ -151,6 +155,7 @@ class Scenario {
   void absorb(const Json& event);
 
   Json objects_ = Json::array(), prelude_ = Json::array(), actors_ = Json::array();
+  Json prelude_results_ = Json::array();
   std::vector<std::pair<std::string, std::string>> needed_methods_;
   std::vector<std::string> needed_features_;
   std::map<std::string, std::string> object_types_;

@@ -67,7 +67,7 @@ MP = multiprocessing
 # the actors are still processes of the standard library's multiprocessing).
 LIBRARIES = ("multiprocessing", "fasteners")
 LIBRARY = "multiprocessing"
-FEATURES = ["timeout", "nonblocking", "threads", "kill", "prelude", "independent"]
+FEATURES = ["timeout", "nonblocking", "threads", "kill", "prelude", "independent", "uncarriable"]
 
 # Upper bound on worker threads per actor (a sanity limit, not a CPython one).
 MAX_THREADS = 256
@@ -418,6 +418,9 @@ def _create_process(ctx, kwargs):
     through _run_task; the task's arguments are checked against its signature here, so that an
     argument the task does not take is the constructor's error (TypeError)."""
     kwargs = dict(kwargs)
+    inherited = kwargs.pop("inherited", False)
+    if not isinstance(inherited, bool):
+        raise TypeError("`inherited` must be a bool, not %r" % (inherited,))
     task = kwargs.pop("task", None)
     args = kwargs.pop("args", None)
     if not isinstance(task, str):
@@ -468,7 +471,8 @@ def _module_function(function):
 
 def _current_process_map():
     process = MP.current_process()
-    result = {"name": process.name, "pid": process.pid, "daemon": process.daemon}
+    result = {"name": process.name, "pid": process.pid, "daemon": process.daemon,
+              "alive": process.is_alive()}
     authkey = getattr(process, "authkey", None)
     if authkey is not None:
         result["authkey"] = bytes(authkey)
@@ -495,6 +499,8 @@ def _waitable(obj):
     Process's sentinel."""
     if _is_local(obj) and obj.typename == "Process":
         return _local_instance(obj).sentinel
+    if isinstance(obj, MP.process.BaseProcess):  # an inherited Process
+        return obj.sentinel
     return _resolve(obj)
 
 
@@ -600,8 +606,10 @@ TYPES = {
         "close": Method(),
         "__exit__": Method(call=_listener_exit),
     }, params=("address", "family", "backlog", "authkey"), local=True),
+    # Process-local, except with `inherited`: true (protocol 3.2, setup.inherited; see
+    # _is_inherited_entry), when the driver builds it like any other object.
     "Process": TypeSpec(_create_process, _process_methods(),
-                        params=("task", "args", "name", "daemon"), local=True),
+                        params=("task", "args", "name", "daemon", "inherited"), local=True),
     "Module": TypeSpec(lambda ctx, kw: "Module", _module_methods()),
 }
 
@@ -771,14 +779,22 @@ def _name_refs(kwargs, object_types):
 
 def _bind_refs(value, objects):
     """Named references -> the object / a _BoundCall, with `objects` (name -> (type name,
-    object))."""
+    object)); the uncarriable marker -> an uncarriable object."""
     if _is_named(value):
         return _bind_named(value, objects)
+    if _is_uncarriable(value):
+        return _uncarriable()
     if isinstance(value, dict):
         return {key: _bind_refs(item, objects) for key, item in value.items()}
     if isinstance(value, list):
         return [_bind_refs(item, objects) for item in value]
     return value
+
+
+def _is_inherited_entry(typename, kwargs):
+    """Whether a setup entry is an inherited Process (protocol 3.2, setup.inherited): built by
+    the driver at setup, not process-local; actors hold copies of it."""
+    return typename == "Process" and kwargs.get("inherited", False) is not False
 
 
 def _build_object(ctx, name, typename, kwargs, created):
@@ -788,11 +804,11 @@ def _build_object(ctx, name, typename, kwargs, created):
     exception is the constructor's."""
     spec = TYPES[typename]
     object_types = {other: entry[0] for other, entry in created.items()}
-    if spec.local:
+    if spec.local and not _is_inherited_entry(typename, kwargs):
         return _Local(name, typename, _name_refs(kwargs, object_types))
     if typename == "Connection" and not kwargs:
         return _Slot(name)
-    kwargs = _map_refs(kwargs, Driver._constructor_ref(created))
+    kwargs = _bind_uncarriables(_map_refs(kwargs, Driver._constructor_ref(created)))
     return spec.create(ctx, kwargs)
 
 
@@ -808,9 +824,40 @@ class ValueDomainError(Exception):
     """A value outside the protocol's value domain."""
 
 
+# {"$uncarriable": null} (protocol section 4, values.uncarriable): decoded to this marker, a
+# plain tuple that travels to the actor like a named reference, and bound there (or in the
+# driver, for a constructor or prelude argument) to an object that neither pickle nor
+# multiprocess's dill can carry: a generator.  So `send` raises (TypeError) before writing
+# anything, and a spawn `start` raises while pickling the Process.
+_UNCARRIABLE = ("mpspec-uncarriable",)
+
+
+def _is_uncarriable(value):
+    return type(value) is tuple and value == _UNCARRIABLE
+
+
+def _uncarriable():
+    return (item for item in ())
+
+
+def _bind_uncarriables(value):
+    """The uncarriable markers in `value` -> uncarriable objects."""
+    if _is_uncarriable(value):
+        return _uncarriable()
+    if isinstance(value, dict):
+        return {key: _bind_uncarriables(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_bind_uncarriables(item) for item in value]
+    return value
+
+
 def decode_value(value):
     """Protocol JSON (already parsed) -> Python value."""
     if isinstance(value, dict):
+        if len(value) == 1 and "$uncarriable" in value:
+            if value["$uncarriable"] is not None:
+                raise ValueDomainError("$uncarriable must hold null")
+            return _UNCARRIABLE
         if len(value) == 1 and "$bytes" in value:
             text = value["$bytes"]
             if not isinstance(text, str):
@@ -1234,6 +1281,13 @@ def task_describe(conn):
     })
 
 
+def task_watch_parent(timeout=None, conn=None):
+    parent = MP.parent_process()
+    _task_send(conn, parent.is_alive())
+    parent.join(timeout)
+    _task_send(conn, parent.is_alive())
+
+
 def task_start_child(task, args=None, daemon=None, join=True, conn=None):
     if args is None:
         args = {}
@@ -1255,6 +1309,7 @@ _TASKS = {
     "pid": task_pid,
     "describe": task_describe,
     "start_child": task_start_child,
+    "watch_parent": task_watch_parent,
 }
 
 
@@ -1322,14 +1377,14 @@ class _PreludeRunner:
             self.outcomes.put(invoke(*job))
 
     def run(self, spec, method, obj, kwargs):
-        """The exception the call raised, or None."""
+        """(the value the call returned, None) or (None, the exception it raised)."""
         self.requests.put((spec, method, obj, kwargs))
         try:
-            return self.outcomes.get(timeout=PRELUDE_TIMEOUT)[3]
+            return self.outcomes.get(timeout=PRELUDE_TIMEOUT)[2:]
         except queue.Empty:
             self.wedged = True
-            return PreludeTimeout("the call did not complete within %.0f s (prelude calls "
-                                  "must not block)" % PRELUDE_TIMEOUT)
+            return None, PreludeTimeout("the call did not complete within %.0f s (prelude "
+                                        "calls must not block)" % PRELUDE_TIMEOUT)
 
     def stop(self):
         """Ends the thread, and waits for it unless it is wedged (the actors are forked after
@@ -1708,6 +1763,8 @@ class Driver:
         object_types = {name: typename for name, typename, _ in objects}
         slots = {name for name, typename, kwargs in objects
                  if typename == "Connection" and not kwargs}
+        inherited = {name for name, typename, kwargs in objects
+                     if _is_inherited_entry(typename, kwargs)}
 
         prelude = []
         for index, item in enumerate(self._list_field(request, "prelude")):
@@ -1718,9 +1775,14 @@ class Driver:
             if not isinstance(method, str):
                 raise _protocol_error("%s: method must be a string" % where)
             typename = object_types[objname]
-            if TYPES[typename].local or typename == "Module":
+            if TYPES[typename].local and objname not in inherited:
                 raise _protocol_error("%s: %s %r lives in the actors only (protocol section 6), "
                                       "not in the prelude" % (where, typename, objname))
+            if objname in inherited and method == "start" and start_method != "fork":
+                # A started Process holds its Popen (a weakref finalizer among it), which
+                # cannot be pickled into a spawned or forkserver actor.
+                raise _unsupported("%s: under %s, actors cannot be given a copy of a Process "
+                                   "the parent started" % (where, start_method))
             kwargs = self._method_args(TYPES[typename], typename, method,
                                        self._args_field(item, where), where, object_types,
                                        slots)
@@ -1767,14 +1829,21 @@ class Driver:
                                        % (typename, name, error_kind(exc), exc))
                 session.objects[name] = (typename, obj)
             runner = _PreludeRunner() if prelude else None
+            prelude_values = []  # protocol 3.2, setup.prelude.results
             try:
                 for index, (objname, method, kwargs) in enumerate(prelude):
                     typename, obj = session.objects[objname]
-                    exc = runner.run(TYPES[typename], method, obj,
-                                     _bind_refs(kwargs, session.objects))
+                    value, exc = runner.run(TYPES[typename], method, obj,
+                                            _bind_refs(kwargs, session.objects))
                     if exc is not None:
                         raise _setup_error("prelude[%d] %s.%s raised %s: %s"
                                            % (index, objname, method, error_kind(exc), exc))
+                    try:
+                        prelude_values.append(encode_value(value))
+                    except (ValueDomainError, RecursionError) as bad:
+                        raise _setup_error("prelude[%d] %s.%s returned a %s, outside the value "
+                                           "domain (%s)" % (index, objname, method,
+                                                            _type_name(type(value)), bad))
             finally:
                 if runner is not None:
                     runner.stop()
@@ -1791,7 +1860,8 @@ class Driver:
         except BaseException:
             self._teardown("teardown", announce=False)
             raise
-        return {"actors": {a.name: {"pid": a.pid} for a in session.actors.values()}}
+        return {"actors": {a.name: {"pid": a.pid} for a in session.actors.values()},
+                "prelude": prelude_values}
 
     @staticmethod
     def _start_resource_tracker(start_method):
@@ -2063,6 +2133,11 @@ class Driver:
         # Processes started by actors that died before (kill, crash), or that escaped the kill
         # above: orphans now, still in their actor's group.
         _kill_groups([a.pgid for a in session.actors.values() if a.pgid is not None])
+        # Children of inherited Processes that the prelude started in the driver (protocol 3.2,
+        # setup.inherited): killed and reaped here.
+        for typename, obj in session.objects.values():
+            if typename == "Process" and not _is_local(obj):
+                _stop_parent_child(obj)
         session.actors.clear()
         session.objects.clear()
         tempdir, session.tempdir = session.tempdir, None
@@ -2101,6 +2176,19 @@ class Driver:
             except Exception:
                 pass
         _stop_helpers()
+
+
+def _stop_parent_child(process):
+    """SIGKILL and reap the child of a Process this process started, if it still runs."""
+    try:
+        if process._parent_pid != os.getpid() or process._popen is None:
+            return  # never started here (or closed)
+        if process.exitcode is None:
+            process.kill()
+        if not _await_exit(process, REAP_TIMEOUT):
+            _log("child %s of an inherited Process could not be reaped" % process.pid)
+    except ValueError:
+        pass  # closed
 
 
 def _group_members(pgids):

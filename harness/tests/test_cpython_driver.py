@@ -352,7 +352,7 @@ class HelloAndSetupTest(DriverTestCase):
                        "wait", "client", "set_start_method", "get_context"],
         })
         self.assertEqual(set(result["features"]), {"timeout", "nonblocking", "threads", "kill",
-                                                   "prelude", "independent"})
+                                                   "prelude", "independent", "uncarriable"})
         self.assertEqual(result["start_methods"], module.get_all_start_methods())
         self.assertEqual(d.error("hello", protocol=2), "ProtocolError")
 
@@ -425,6 +425,26 @@ class LockBehaviourTest(DriverTestCase):
         self.assertIs(d.value(d.call("a", "acquire", {"block": False})), False)
         self.assertIsNone(d.value(d.call("a", "release")))
         self.assertIs(d.value(d.call("a", "acquire", {"block": False})), True)
+
+    def test_prelude_in_the_parent(self):
+        # protocol 3.2, setup.prelude.results: one value per prelude call; a Module call of the
+        # prelude runs in the parent, the main process.
+        d = self.greeted()
+        result = d.ok("setup", objects=[_obj("L", "Lock"), _obj("M", "Module")],
+                      prelude=[{"object": "L", "method": "acquire"},
+                               {"object": "M", "method": "current_process"},
+                               {"object": "M", "method": "parent_process"},
+                               {"object": "L", "method": "release"}],
+                      actors=[{"name": "a"}])
+        self.assertEqual(len(result["prelude"]), 4, result)
+        self.assertIs(result["prelude"][0], True)
+        main = result["prelude"][1]
+        self.assertEqual((main["name"], main["pid"], main["daemon"], main["alive"]),
+                         ("MainProcess", d.proc.pid, False, True))
+        self.assertEqual(result["prelude"][2:], [None, None])
+        d.ok("teardown")
+        result = d.ok("setup", objects=[_obj("L", "Lock")], actors=[{"name": "a"}])
+        self.assertEqual(result["prelude"], [])
 
     def test_prelude_error_is_setup_error_and_leaves_no_setup(self):
         d = self.greeted()
@@ -855,11 +875,16 @@ class ConnectionTest(DriverTestCase):
         objects = [_obj("X", "Process", task="no-such-task")]
         self.assertEqual(d.error("setup", objects=objects, actors=[{"name": "a"}]),
                          "Unsupported")
-        # Process-local objects and the module live in the actors only.
+        # Process-local objects live in the actors only (not a Module, nor an inherited
+        # Process: test_prelude_in_the_parent).
         for objects, call in (([_obj("L", "Listener")], {"object": "L", "method": "address"}),
-                              ([_obj("M", "Module")], {"object": "M", "method": "cpu_count"})):
+                              ([_obj("X", "Process", task="identity")],
+                               {"object": "X", "method": "start"})):
             self.assertEqual(d.error("setup", objects=objects, actors=[{"name": "a"}],
                                      prelude=[call]), "ProtocolError")
+        # The uncarriable marker holds null.
+        self.assertEqual(d.error("setup", objects=[_obj("L", "Listener", address={
+            "$uncarriable": 1})], actors=[{"name": "a"}]), "ProtocolError")
         d.setup([{"name": "a"}], objects=[_obj("L", "Listener"), _obj("S", "Connection"),
                                           _obj("P", "Pipe")])
         # accept needs `as`, naming a slot.
@@ -933,6 +958,85 @@ class ProcessTest(DriverTestCase):
         self.assertIs(described["daemon"], False)
         messages, exitcode = self.run_task(d, "start_child", {"task": "identity"})
         self.assertEqual((sorted(messages[0]), exitcode), (["name", "pid"], 0))
+        # The parent (the actor) runs on: join(timeout) times out.
+        self.assertEqual(self.run_task(d, "watch_parent", {"timeout": 0.05}), ([True, True], 0))
+
+    def test_watch_parent_sees_its_parent_end(self):
+        # start_child's child C waits for its non-daemonic grandchild at exit until killed.
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        objects = _pipe(owners=(None, None), duplex=False)
+        objects[1]["name"], objects[2]["name"] = "R", "W"
+        objects.append(_obj("C", "Process", task="start_child", args={
+            "task": "watch_parent", "args": {"timeout": 60, "conn": {"$ref": "W"}},
+            "join": False, "conn": {"$ref": "W"}}))
+        d.setup([{"name": "a"}], objects=objects, start_method=self.start_method)
+        v = lambda _o, _m, **kw: d.value(d.call("a", _m, kw, obj=_o))
+        self.assertIsNone(v("C", "start"))
+        first = [v("R", "recv"), v("R", "recv")]
+        self.assertIn(True, first)
+        self.assertIs(v("R", "poll", timeout=GRACE), False)
+        self.assertIsNone(v("C", "kill"))
+        self.assertIsNone(v("C", "join"))
+        self.assertIs(v("R", "poll", timeout=WAIT), True)
+        self.assertIs(v("R", "recv"), False)
+        d.ok("teardown")
+
+    def test_inherited_process(self):
+        # protocol 3.2, setup.inherited: built by the parent; the actors hold copies.
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        objects = _pipe(owners=(None, None), duplex=False)
+        objects[1]["name"], objects[2]["name"] = "R", "W"
+        objects += [_obj("X", "Process", task="identity", args={"value": 1},
+                         inherited=True),
+                    _obj("Y", "Process", task="sleep", args={"seconds": 60,
+                                                              "conn": {"$ref": "W"}},
+                         inherited=True)]
+        prelude = [{"object": "Y", "method": "start"}, {"object": "Y", "method": "pid"}]
+        if self.start_method != "fork":
+            # A started Process cannot be given to a spawned actor.
+            self.assertEqual(d.error("setup", objects=objects, prelude=prelude,
+                                     actors=[{"name": "a"}], start_method=self.start_method),
+                             "Unsupported")
+            self.assertEqual(_children_of(d.proc.pid), [])
+            prelude = []
+        result = d.ok("setup", objects=objects, prelude=prelude, actors=[{"name": "a"}],
+                      start_method=self.start_method)
+        v = lambda _o, _m, **kw: d.wait_event(d.call("a", _m, kw, obj=_o))
+        self.assertEqual(v("X", "start")["error"]["kind"], "AssertionError")
+        if prelude:
+            self.assertIsNone(result["prelude"][0])
+            child = result["prelude"][1]
+            self.assertIn(child, _children_of(d.proc.pid))
+            self.assertEqual(v("R", "recv")["value"], "sleeping")
+            self.assertEqual(v("Y", "join")["error"]["kind"], "AssertionError")
+            self.assertEqual(v("Y", "is_alive")["error"]["kind"], "AssertionError")
+            self.assertEqual(v("Y", "pid")["value"], child)
+        d.ok("teardown")
+        if self.start_method == "fork":  # (spawn: the resource tracker is the driver's child)
+            self.assertEqual(_children_of(d.proc.pid), [])
+        self.assertEqual(d.error("setup", objects=[_obj("X", "Process", task="identity",
+                                                         inherited=1)],
+                                 actors=[{"name": "a"}]), "SetupError")
+
+    def test_uncarriable(self):
+        # protocol 4, values.uncarriable: send raises and writes nothing; a spawn start raises.
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        objects = _pipe(owners=(None, None), duplex=False)
+        objects[1]["name"], objects[2]["name"] = "R", "W"
+        objects.append(_obj("X", "Process", task="identity",
+                            args={"value": {"$uncarriable": None}, "conn": {"$ref": "W"}}))
+        d.setup([{"name": "a"}], objects=objects, start_method=self.start_method)
+        v = lambda _o, _m, **kw: d.wait_event(d.call("a", _m, kw, obj=_o))
+        for value in ({"$uncarriable": None}, [1, {"$uncarriable": None}]):
+            self.assertEqual(v("W", "send", obj=value)["error"]["kind"], "TypeError")
+            self.assertIs(v("R", "poll")["value"], False)
+        if self.start_method != "fork":
+            self.assertEqual(v("X", "start")["status"], "error")
+            self.assertIs(v("R", "poll", timeout=GRACE)["value"], False)
+        d.ok("teardown")
 
     def test_construction_errors_are_the_first_calls(self):
         self.require_start_method(self.start_method)
@@ -953,8 +1057,9 @@ class ProcessTest(DriverTestCase):
         d.setup([{"name": "a"}], objects=objects, start_method=self.start_method)
         v = lambda _o, _m, **kw: d.value(d.call("a", _m, kw, obj=_o))
         current = v("M", "current_process")
-        self.assertEqual((current["name"], current["daemon"], sorted(current)),
-                         ("mpspec-actor-a", False, ["authkey", "daemon", "name", "pid"]))
+        self.assertEqual((current["name"], current["daemon"], current["alive"], sorted(current)),
+                         ("mpspec-actor-a", False, True,
+                          ["alive", "authkey", "daemon", "name", "pid"]))
         self.assertEqual(v("M", "parent_process"),
                          {"name": "MainProcess", "pid": d.proc.pid, "alive": True})
         self.assertGreaterEqual(v("M", "cpu_count"), 1)

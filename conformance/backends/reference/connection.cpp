@@ -27,7 +27,17 @@ namespace mpspec::reference_backend {
 using driverkit::Json;
 using driverkit::KindError;
 
+// {"$uncarriable": null} (spec/protocol.md §4, [protocol.values.uncarriable]): an object libmp
+// cannot carry. An mp::Value can hold nothing outside the value domain, so the adapter stands
+// for it with what libmp's codec refuses: a string that is not valid UTF-8, which
+// mp::pickle_dumps (and so Connection::send) rejects with mp::ValueError before writing
+// anything.
+bool is_uncarriable(const Json& j) {
+  return j.is_object() && j.size() == 1 && j.contains("$uncarriable");
+}
+
 mp::Value to_value(const Json& j) {
+  if (is_uncarriable(j)) return mp::Value(std::string("\xff\xfe not UTF-8"));
   switch (j.type()) {
     case Json::value_t::null:
       return mp::Value();
@@ -341,6 +351,8 @@ Json connection_module_call(const std::string& method, const Json& args,
 }
 
 void register_connection(driverkit::Backend& b) {
+  // The marker {"$uncarriable": null} is understood by Connection.send (to_value above).
+  b.features.push_back("uncarriable");
   b.types["Pipe"] = {{}, [](const Json& args, const driverkit::Objects&) {
                        return std::make_unique<PipeObject>(driverkit::bool_arg(args, "duplex", true));
                      }};

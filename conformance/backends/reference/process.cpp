@@ -3,7 +3,10 @@
 // and the connection functions of Module (connection.cpp).
 //
 // A Process is process-local (spec/protocol.md §6): each actor constructs its own mp::Process
-// at its first call, so the actor is the child's parent. The catalogue's tasks are libmp tasks
+// at its first call, so the actor is the child's parent. An `inherited` Process is built by
+// the driver at setup instead ([protocol.setup.inherited]): the actors hold the copies their
+// fork gave them, and a prelude `start` makes the driver the child's parent; the object's
+// destructor (teardown) then kills and reaps that child. The catalogue's tasks are libmp tasks
 // registered by name; a task's arguments travel as one JSON text (libmp's task arguments are
 // strings), and a Connection argument `{"$ref": name}` is found again in the child, which is a
 // fork of the actor and so holds the same objects.
@@ -113,6 +116,13 @@ Json describe_current() {
               {"daemon", me.daemon()}};
 }
 
+// Module.current_process's map: describe's, and `alive` (spec/protocol.md §6).
+Json current_process_map() {
+  Json m = describe_current();
+  m["alive"] = mp::current_process().is_alive();
+  return m;
+}
+
 int task_pid(const mp::TaskArgs& a) {
   const Json args = parse_task_args(a);
   driverkit::Object* conn = conn_of(args);
@@ -163,15 +173,39 @@ Json value_arg(const Json& args) {
   return args["value"];
 }
 
-// Process-local: each actor constructs its own mp::Process at its first call on it.
+// Process-local: each actor constructs its own mp::Process at its first call on it; an
+// inherited one is constructed here, in the driver, and copied into the actors by their fork.
 class ProcessObject : public driverkit::Object, public Waitable {
  public:
-  explicit ProcessObject(Json args) : args_(std::move(args)) {}
+  explicit ProcessObject(Json args) : args_(std::move(args)) {
+    if (args_.is_object() && args_.contains("inherited")) {
+      if (!args_["inherited"].is_boolean())
+        throw KindError("TypeError", "inherited must be a bool");
+      inherited_ = args_["inherited"].get<bool>();
+    }
+    if (inherited_) process();  // a constructor error is a SetupError
+  }
+
+  // In the driver, for an inherited Process a prelude started: kill and reap its child, so that
+  // teardown leaves nothing behind. (An actor never destroys its objects: it exits.)
+  ~ProcessObject() override {
+    if (!inherited_ || !process_ || owner_pid_ != ::getpid()) return;
+    try {
+      if (auto pid = process_->pid(); pid && !process_->exitcode()) {
+        process_->kill();
+        process_->join();
+      }
+      if (auto pid = process_->pid()) driverkit::forget_parent_child(*pid);
+    } catch (...) {  // closed: nothing left to stop
+    }
+  }
 
   Json call(const std::string& method, const Json& args) override {
     mp::Process p = process();
     if (method == "start") {
       p.start();
+      if (inherited_ && owner_pid_ == ::getpid() && p.pid())
+        driverkit::register_parent_child(*p.pid());  // stopped on the driver's SIGTERM too
       return nullptr;
     }
     if (method == "join") {
@@ -222,7 +256,7 @@ class ProcessObject : public driverkit::Object, public Waitable {
  private:
   mp::Process process() {
     std::lock_guard<std::mutex> g(mu_);
-    if (owner_pid_ != ::getpid()) {
+    if (owner_pid_ != ::getpid() && !(inherited_ && process_)) {
       process_.reset();
       if (!args_.contains("task") || !args_["task"].is_string())
         throw KindError("TypeError", "a Process needs 'task', a task name of the catalogue");
@@ -247,6 +281,7 @@ class ProcessObject : public driverkit::Object, public Waitable {
   }
 
   Json args_;
+  bool inherited_ = false;
   std::mutex mu_;
   pid_t owner_pid_ = 0;
   std::optional<mp::Process> process_;
@@ -257,7 +292,7 @@ class ModuleObject : public driverkit::Object {
   explicit ModuleObject(const driverkit::Objects& objects) : objects_(objects) {}
 
   Json call(const std::string& method, const Json& args) override {
-    if (method == "current_process") return describe_current();
+    if (method == "current_process") return current_process_map();
     if (method == "active_children") {
       Json names = Json::array();
       for (auto& p : mp::active_children()) names.push_back(p.name());

@@ -42,9 +42,17 @@ class ConnectionObject : public driverkit::Object {
   // Puts `connection` in this object (in the calling process), closing what it held.
   void bind(mp::Connection connection);
   int fileno() const;
+  // The connection this object holds in the calling process; throws KindError("Other") for an
+  // empty slot. (For wrappers, e.g. the mutants.)
+  std::shared_ptr<mp::Connection> get() const;
+  // Holds what `other` holds (the same connection, shared).
+  void share(const ConnectionObject& other) {
+    auto c = other.get();
+    std::lock_guard<std::mutex> g(mu_);
+    conn_ = std::move(c);
+  }
 
  private:
-  std::shared_ptr<mp::Connection> get() const;
   mutable std::mutex mu_;
   std::shared_ptr<mp::Connection> conn_;
 };

@@ -364,13 +364,31 @@ TEST(Connection, RecvBlocksUntilAMessageArrives) {
   EXPECT_GE(got.return_ns, s.result(send).invoke_ns) << "recv returned before the send began";
 }
 
-// [connection.send.uncarried] has no test here: every argument of a `call` is a value of the
-// domain ([protocol.values]), and every such value is one a conforming backend carries, so no
-// `send` through the protocol can be given an object it cannot carry (a driver rightly refuses
-// an out-of-domain argument such as 2^64 - 1 with ProtocolError before any send). It needs a
-// native test in each backend's own suite, or a protocol marker for "an object the backend
-// cannot carry" (e.g. an argument {"$uncarriable": null} that the CPython driver maps to a
-// lambda).
+TEST(Connection, SendOfAnUncarriableObjectRaisesAndWritesNothing) {
+  // {"$uncarriable": null} stands for an object the backend's send cannot carry
+  // ([protocol.values.uncarriable]), alone and inside a list (whose first item a careless
+  // encoder could write before it fails).
+  MPSPEC_CLAUSES("[connection.send.uncarried]");
+  Scenario s;
+  pipe(s, "P", false);
+  s.actor("a").actor("b");
+  needs(s, {"send", "recv", "poll"});
+  s.needs_feature("uncarriable");
+  MPSPEC_START(s);
+  const Json uncarriable{{"$uncarriable", nullptr}};
+  int n = 0;
+  for (const Json& v : {uncarriable, Json::array({"first", uncarriable})}) {
+    const CallResult& r = s.await(s.call("a", "P1", "send", obj(v)));
+    EXPECT_EQ(r.status, OpStatus::kError) << "send(" << v.dump() << "): " << r;
+    EXPECT_TRUE(s.await(s.call("b", "P0", "poll", timeout(0))).ok(false))
+        << "send(" << v.dump() << ") wrote something";
+    // The next message received is the next one sent successfully.
+    const Json next = Json::array({"next", ++n});
+    ASSERT_TRUE(s.await(s.call("a", "P1", "send", obj(next))).ok(nullptr));
+    EXPECT_TRUE(has_value(s.await(s.call("b", "P0", "recv")), next));
+    EXPECT_TRUE(s.await(s.call("b", "P0", "poll", timeout(0))).ok(false));
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // §3 send_bytes

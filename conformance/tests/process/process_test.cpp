@@ -18,13 +18,14 @@
 // (a grandchild that sleeps `long`), it checks afterwards, from the actors' timestamps, that the
 // step happened in time, and reports UNRESOLVED otherwise.
 //
-// Clauses without a test here (they cannot be observed through protocol version 1):
-// [process.start.not_creator], [process.join.not_parent], [process.is_alive.not_parent] (a
-// Process is built by the actor that first calls it, and no other process can reach it),
-// [process.current.main], [process.parent.main] (no call with a visible result runs in the
-// main process: prelude results are not reported, and actors need not be main processes),
-// [process.exitcode.error.report] (a child's standard error is not carried), and
-// [process.exitcode.windows] (Windows only).
+// A Process that is not its actor's own: an `inherited` Process ([protocol.setup.inherited]) is
+// built by the driver's parent at setup, so the actors hold copies made by another process, and
+// a prelude `start` makes the parent its parent (the not_creator / not_parent clauses). The main
+// process is asked about itself through prelude calls on Module, whose values the setup reply
+// carries ([protocol.setup.prelude.results]).
+//
+// Clauses without a test here: [process.exitcode.error.report] (a child's standard error is not
+// carried) and [process.exitcode.windows] (Windows only).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -608,6 +609,28 @@ TEST(Process, StartAfterCloseRaisesValueError) {
   EXPECT_FALSE(pending(s)) << "a closed Process started a child";
 }
 
+// An inherited Process ([protocol.setup.inherited]): constructed by the driver's parent at
+// setup; every actor holds a copy made by another process.
+void inherited_process(Scenario& s, const std::string& name, const std::string& task, Json args) {
+  s.object(name, "Process", Json{{"task", task}, {"args", std::move(args)}, {"inherited", true}});
+}
+
+TEST(Process, StartByANonCreatorRaisesAssertionError) {
+  MPSPEC_CLAUSES("[process.start.not_creator]");
+  Scenario s;
+  pipe(s);
+  inherited_process(s, "C", "identity", Json{{"value", 1}, {"conn", kW}});
+  s.actor("a").actor("b");
+  needs(s, {"start"});
+  MPSPEC_START(s);
+  for (const char* actor : {"a", "b"}) {
+    const CallResult& r = s.await(s.call(actor, "C", "start"));
+    SKIP_IF_UNSUPPORTED(r);
+    EXPECT_TRUE(r.raised("AssertionError")) << "start on " << actor << ", not the creator: " << r;
+  }
+  EXPECT_TRUE(s.await(s.call("a", "R", "poll", timeout(small()))).ok(false)) << "a child ran";
+}
+
 TEST(Process, DaemonicProcessCannotStartChildren) {
   MPSPEC_CLAUSES("[process.start.daemonic_parent] [process.task.start_child]");
   Scenario s;
@@ -750,6 +773,48 @@ TEST(Process, JoinUnstartedRaisesAssertionError) {
 }
 
 // ---------------------------------------------------------------------- §5 is_alive()
+
+TEST(Process, JoinAndIsAliveByANonParentRaiseAssertionError) {
+  // The parent (the driver) starts the child in the prelude; the actors are not its parent.
+  // The child sleeps until teardown, which must kill and reap it ([protocol.setup.inherited]):
+  // checked in /proc at the end.
+  MPSPEC_CLAUSES("[process.join.not_parent] [process.is_alive.not_parent]");
+  Scenario s;
+  pipe(s);
+  inherited_process(s, "C", "sleep", Json{{"seconds", forever()}, {"conn", kW}});
+  s.prelude("C", "start").prelude("C", "pid");
+  s.actor("a").actor("b");
+  needs(s, {"join", "is_alive"});
+  MPSPEC_START(s);
+  ASSERT_EQ(s.prelude_results().size(), 2u)
+      << "one value per prelude call: " << s.prelude_results().dump();
+  const Json pid = s.prelude_results()[1];
+  EXPECT_TRUE(is_int(pid)) << "pid after a prelude start: " << pid;
+  EXPECT_EQ(recv(s), Json("sleeping")) << "the child started by the parent does not run";
+  for (const char* actor : {"a", "b"}) {
+    const CallId join = s.call(actor, "C", "join");
+    if (!s.returns_within(join, long_())) {
+      ADD_FAILURE() << "join on " << actor << ", not the parent, blocks instead of raising";
+      return;  // the thread is busy; teardown ends it
+    }
+    EXPECT_TRUE(s.result(join).raised("AssertionError"))
+        << "join on " << actor << ", not the parent: " << s.result(join);
+    const CallResult& alive = s.await(s.call(actor, "C", "is_alive"));
+    EXPECT_TRUE(alive.raised("AssertionError"))
+        << "is_alive on " << actor << ", not the parent: " << alive;
+  }
+  // Teardown stops and reaps the child the parent started.
+  const std::optional<ProcStat> before = is_int(pid) && descends_from_suite(pid.get<long>())
+                                             ? proc_stat(pid.get<long>())
+                                             : std::nullopt;
+  s.teardown();
+  if (before) {
+    const auto after = proc_stat(pid.get<long>());
+    EXPECT_FALSE(after && after->ppid == before->ppid)
+        << "the child " << pid << " of the driver is still there after teardown (state "
+        << after->state << ")";
+  }
+}
 
 TEST(Process, IsAliveFollowsTheChild) {
   MPSPEC_CLAUSES("[process.is_alive.lifecycle]");
@@ -1154,6 +1219,54 @@ TEST(Process, CloseIsIdempotent) {
 
 // ------------------------------------- §10 current_process, parent_process, active_children
 
+TEST(Process, CurrentProcessInTheMainProcess) {
+  // Asked in the prelude, which runs in the driver's parent: the main process.
+  MPSPEC_CLAUSES("[process.current.main]");
+  Scenario s;
+  s.object("M", "Module");
+  s.prelude("M", "current_process");
+  s.actor("a");
+  MPSPEC_START(s);
+  ASSERT_EQ(s.prelude_results().size(), 1u)
+      << "one value per prelude call: " << s.prelude_results().dump();
+  const Json m = s.prelude_results()[0];
+  ASSERT_TRUE(m.is_object()) << m;
+  EXPECT_EQ(m.value("name", Json()), Json("MainProcess")) << m;
+  EXPECT_EQ(m.value("daemon", Json()), Json(false)) << m;
+  EXPECT_EQ(m.value("alive", Json()), Json(true)) << m;
+  const Json pid = m.value("pid", Json());
+  ASSERT_TRUE(is_int(pid)) << m;
+  // The driver's pid, unless its command is a wrapper that started the driver as its
+  // descendant: then a descendant of it, and not the actor.
+  const long driver = static_cast<long>(Backend::get().driver().pid());
+  if (pid.get<long>() != driver) {
+    long p = pid.get<long>();
+    bool below = false;
+    for (int depth = 0; depth < 8 && p > 1 && !below; ++depth) {
+      const auto st = proc_stat(p);
+      if (!st) break;
+      below = st->ppid == driver;
+      p = st->ppid;
+    }
+    EXPECT_TRUE(below) << "pid " << pid << " is neither the driver's (" << driver
+                       << ") nor a descendant of it";
+    EXPECT_NE(pid, get(s, "M", "current_process").value("pid", Json()))
+        << "the main process is the actor";
+  }
+}
+
+TEST(Process, ParentProcessInTheMainProcessIsNone) {
+  MPSPEC_CLAUSES("[process.parent.main]");
+  Scenario s;
+  s.object("M", "Module");
+  s.prelude("M", "parent_process");  // UNSUPPORTED without Module.parent_process
+  s.actor("a");
+  MPSPEC_START(s);
+  ASSERT_EQ(s.prelude_results().size(), 1u)
+      << "one value per prelude call: " << s.prelude_results().dump();
+  EXPECT_EQ(s.prelude_results()[0], Json(nullptr)) << "parent_process() in the main process";
+}
+
 TEST(Process, CurrentProcessInTheChildIsItsProcess) {
   MPSPEC_CLAUSES("[process.current.child]");
   Scenario s;
@@ -1212,8 +1325,8 @@ TEST(Process, ParentProcessInTheChildIsItsCreator) {
 }
 
 TEST(Process, ParentProcessAnswersIsAlive) {
-  // Only the live half is observable: an actor's parent (the driver) is running. See the
-  // report for [process.parent.alive]'s other half (a dead parent, join(timeout)).
+  // The live half, in an actor: its parent (the driver) is running. The whole clause, with a
+  // parent that ends: ParentProcessIsAliveUntilItEnds.
   MPSPEC_CLAUSES("[process.parent.alive]");
   Scenario s;
   s.object("M", "Module");
@@ -1226,6 +1339,48 @@ TEST(Process, ParentProcessAnswersIsAlive) {
     GTEST_SKIP() << "UNRESOLVED: the actor has no parent process to ask (it is a main process)";
   ASSERT_TRUE(r.value.is_object()) << r;
   EXPECT_EQ(r.value.value("alive", Json()), Json(true)) << "the driver is running: " << r;
+}
+
+TEST(Process, ParentProcessIsAliveUntilItEnds) {
+  // The grandchild runs watch_parent: it reports its parent C alive, waits in
+  // parent_process().join(...) (a timeout far beyond the liveness bound) and reports again
+  // once it returns. C does not join it but waits for it at its exit
+  // ([process.non_daemon.exit]), until the test kills C through its parent, "a".
+  MPSPEC_CLAUSES("[process.parent.alive] [process.task.watch_parent]");
+  Scenario s;
+  pipe(s);
+  process(s, "C", "start_child",
+          Json{{"task", "watch_parent"},
+               {"args", Json{{"timeout", forever()}, {"conn", kW}}},
+               {"join", false},
+               {"conn", kW}});
+  // Never started: a driver without watch_parent in its catalogue refuses the setup
+  // (UNSUPPORTED); start_child's own `task` is not checked at setup.
+  process(s, "Probe", "watch_parent", Json::object());
+  s.actor("a");
+  needs(s, {"start", "kill", "join", "exitcode"});
+  s.needs_feature("timeout");
+  MPSPEC_START(s);
+  START(s, "C");
+  Json alive;
+  bool reported = false;
+  for (int i = 0; i < 2; ++i) {
+    const Json v = recv(s);
+    if (v.is_object())
+      reported = true;  // start_child's map of the grandchild
+    else
+      alive = v;
+  }
+  EXPECT_TRUE(reported) << "start_child did not report the grandchild";
+  EXPECT_EQ(alive, Json(true)) << "parent_process().is_alive() while the parent runs";
+  EXPECT_TRUE(s.await(s.call("a", "R", "poll", timeout(small()))).ok(false))
+      << "parent_process().join(timeout) returned while the parent runs";
+  EXPECT_TRUE(s.await(s.call("a", "C", "kill")).ok(nullptr));
+  EXPECT_EQ(join_exitcode(s, "C"), Json(-9));
+  const CallResult& p = s.await(s.call("a", "R", "poll", timeout(huge() / 2)));
+  ASSERT_TRUE(p.ok(true)) << "parent_process().join(timeout) did not return after the parent "
+                          << "ended: " << p;
+  EXPECT_EQ(recv(s), Json(false)) << "parent_process().is_alive() after the parent ended";
 }
 
 TEST(Process, ActiveChildrenListsLiveChildren) {
@@ -1375,24 +1530,22 @@ TEST(Process, SpawnChildGetsOnlyItsArguments) {
 }
 
 TEST(Process, SpawnStartOfAnUncarriableArgumentRaises) {
-  // A closed Connection has no handle to carry. (This reads "cannot be carried" as CPython
-  // does: pickling a closed Connection raises OSError. See the report.)
+  // The task's `value` is an object the backend cannot carry ([protocol.values.uncarriable]).
   MPSPEC_CLAUSES("[process.start.uncarried]");
   if (start_method() != "spawn")
     GTEST_SKIP() << "UNSUPPORTED: runs under the spawn start method (this run: " << start_method()
                  << ")";
   Scenario s;
   pipe(s);
-  process(s, "C", "identity", Json{{"value", 1}, {"conn", kW}});
+  process(s, "C", "identity", Json{{"value", Json{{"$uncarriable", nullptr}}}, {"conn", kW}});
   s.actor("a");
-  s.needs_method("Connection", "close");
-  needs(s, {"start", "is_alive"});
+  s.needs_feature("uncarriable");
+  needs(s, {"start"});
   MPSPEC_START(s);
-  ASSERT_TRUE(s.await(s.call("a", "W", "close")).ok(nullptr));
   const CallResult& r = s.await(s.call("a", "C", "start"));
   SKIP_IF_UNSUPPORTED(r);
-  EXPECT_EQ(r.status, OpStatus::kError) << "start with a closed Connection argument: " << r;
-  EXPECT_FALSE(pending(s)) << "the child ran";
+  EXPECT_EQ(r.status, OpStatus::kError) << "start with an uncarriable argument: " << r;
+  EXPECT_TRUE(s.await(s.call("a", "R", "poll", timeout(small()))).ok(false)) << "the child ran";
 }
 
 TEST(Process, SetStartMethodTwiceRaisesRuntimeError) {
