@@ -413,6 +413,15 @@ def _listener_exit(obj, kwargs):
     return _scoped_exit_none, (obj,), {}
 
 
+def _scoped_enter_none(obj):
+    obj.__enter__()  # returns the Listener itself; the protocol's value is null
+    return None
+
+
+def _listener_enter(obj, kwargs):
+    return _scoped_enter_none, (obj,), {}
+
+
 def _create_process(ctx, kwargs):
     """A Process of the setup's context running a catalogue task (spec/process/process.md §1)
     through _run_task; the task's arguments are checked against its signature here, so that an
@@ -604,6 +613,7 @@ TYPES = {
         "address": _attribute("address"),
         "last_accepted": _attribute("last_accepted"),
         "close": Method(),
+        "__enter__": Method(call=_listener_enter),
         "__exit__": Method(call=_listener_exit),
     }, params=("address", "family", "backlog", "authkey"), local=True),
     # Process-local, except with `inherited`: true (protocol 3.2, setup.inherited; see

@@ -345,7 +345,7 @@ class HelloAndSetupTest(DriverTestCase):
             "Connection": ["send", "recv", "send_bytes", "recv_bytes", "recv_bytes_into",
                            "poll", "close", "closed", "readable", "writable", "fileno",
                            "__enter__", "__exit__"],
-            "Listener": ["accept", "address", "last_accepted", "close", "__exit__"],
+            "Listener": ["accept", "address", "last_accepted", "close", "__enter__", "__exit__"],
             "Process": ["start", "terminate", "kill", "close", "is_alive", "join", "exitcode",
                         "pid", "sentinel", "name", "daemon", "set_name", "set_daemon"],
             "Module": ["current_process", "parent_process", "active_children", "cpu_count",
