@@ -393,6 +393,30 @@ TEST(Listener, AuthkeyOfWrongTypeRaisesTypeError) {
   EXPECT_TRUE(c.raised("TypeError")) << c;
 }
 
+TEST(Listener, ClientReachesAnInet6Listener) {
+  MPSPEC_CLAUSES("[listener.client.inet6]");
+  Scenario s;
+  listener_setup(s, Json{{"address", Json::array({"::1", 0})}, {"family", "AF_INET6"}});
+  s.needs_method("Module", "client");
+  s.actor("a").actor("b");
+  MPSPEC_START(s);
+  const auto addr = s.await(s.call("a", "L", "address"));
+  if (!addr.ok()) {
+    // A backend without AF_INET6 refuses the family: the clause does not bind it.
+    if (addr.raised("ValueError") || addr.raised("OSError"))
+      GTEST_SKIP() << "UNSUPPORTED: the backend offers no AF_INET6 Listener: " << addr;
+    FAIL() << addr;
+  }
+  ASSERT_TRUE(addr.value.is_array() && addr.value.size() >= 2) << addr;
+  const CallId acc = s.call("a", "L", "accept", Json{{"as", "S"}});
+  const auto c = s.await(s.call("b", "M", "client", Json{{"as", "K"}, {"address", addr.value}}));
+  ASSERT_TRUE(c.ok()) << "a Client cannot reach the AF_INET6 Listener at " << addr.value.dump()
+                      << ": " << c;
+  ASSERT_TRUE(s.await(acc).ok()) << s.result(acc);
+  EXPECT_TRUE(s.await(s.call("b", "K", "send_bytes", Json{{"buf", bytes_json("six")}})).ok());
+  EXPECT_TRUE(s.await(s.call("a", "S", "recv_bytes")).ok(bytes_json("six")));
+}
+
 // ------------------------------------------------------------------------ accept and close
 
 TEST(Listener, AcceptOnClosedListenerRaisesOSError) {
