@@ -19,5 +19,7 @@ bool install_semaphore_mutant(const std::string& which, driverkit::Backend& b);
 bool install_barrier_mutant(const std::string& which, driverkit::Backend& b);
 bool install_rwlock_mutant(const std::string& which, driverkit::Backend& b);  // and file locks
 bool install_shared_lock_mutant(const std::string& which, driverkit::Backend& b);
+// Connection, Listener, Process (on the reference adapters)
+bool install_connection_mutant(const std::string& which, driverkit::Backend& b);
 
 }  // namespace mpspec::mutants
