@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -16,7 +17,9 @@
 
 #include "mp/errors.hpp"
 #include "mp/platform/clock.hpp"
+#include "mp/platform/crypto.hpp"
 #include "mp/platform/process.hpp"
+#include "platform/spawn.hpp"
 
 namespace mp {
 namespace process_detail {
@@ -42,6 +45,10 @@ struct State {
   int sentinel = -1;
   bool sentinel_is_pidfd = false;
   std::optional<int> returncode;  // set when reaped
+  std::string authkey;
+  bool authkey_set = false;  // false only for the main process before its key is drawn
+  std::optional<StartMethod> start_method;  // as given; the one used once launched
+  std::vector<int> pass_fds;
 
   State() = default;
   State(const State&) = delete;
@@ -49,9 +56,24 @@ struct State {
   ~State() { platform::close_fd(sentinel); }
 };
 
+// The watch on the parent of the calling process (mp::parent_process()).
+struct ParentWatch {
+  std::string name;
+  pid_t pid = 0;
+  platform::ParentWatch watch;
+
+  ParentWatch() = default;
+  ParentWatch(const ParentWatch&) = delete;
+  ParentWatch& operator=(const ParentWatch&) = delete;
+  ~ParentWatch() { platform::close_fd(watch.fd); }
+};
+
 }  // namespace process_detail
 
 namespace {
+
+constexpr const char* kSpawnFlag = "--mp-spawn-child";
+constexpr const char* kSpawnMagic = "mp-spawn-1";
 
 using process_detail::State;
 using StatePtr = std::shared_ptr<State>;
@@ -73,6 +95,11 @@ struct Registry {
   unsigned long counter = 0;       // the last number handed out
   bool exit_handler_registered = false;
   bool exiting = false;
+  // parent_process() of this process (null in the main process).
+  std::shared_ptr<const process_detail::ParentWatch> parent;
+  // The default start method once set or fixed (CPython's _actual_context).
+  std::optional<StartMethod> default_method;
+  std::string argv0;  // recorded by spawn_main()
 };
 
 void before_fork() noexcept;
@@ -120,6 +147,66 @@ StatePtr current_state() {
   std::lock_guard lock(r.mutex);
   return current_locked(r);
 }
+
+// The key of `s` (its mutex held): draws the main process's key on first use.
+const std::string& authkey_locked(State& s) {
+  if (!s.authkey_set) {
+    s.authkey = platform::random_bytes(32);
+    s.authkey_set = true;
+  }
+  return s.authkey;
+}
+
+StartMethod parse_method(std::string_view method) {
+  if (method == "fork") return StartMethod::kFork;
+  if (method == "spawn") return StartMethod::kSpawn;
+  throw ValueError("cannot find context for '" + std::string(method) + "'");
+}
+
+// The default start method, fixed by this call (CPython's get_context(None)).
+StartMethod fix_default_method() {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  if (!r.default_method) r.default_method = StartMethod::kFork;
+  return *r.default_method;
+}
+
+// Start-up data of a spawned child: length-prefixed strings.
+void put(std::string& out, std::string_view field) {
+  out += std::to_string(field.size());
+  out += ':';
+  out += field;
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : data_(data) {}
+  std::string get() {
+    const std::size_t colon = data_.find(':', pos_);
+    if (colon == std::string_view::npos) throw ValueError("bad start-up data");
+    const std::string_view digits = data_.substr(pos_, colon - pos_);
+    if (digits.empty() || digits.size() > 12) throw ValueError("bad start-up data");
+    std::size_t n = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') throw ValueError("bad start-up data");
+      n = n * 10 + static_cast<std::size_t>(c - '0');
+    }
+    if (n > data_.size() - colon - 1) throw ValueError("bad start-up data");
+    std::string field(data_.substr(colon + 1, n));
+    pos_ = colon + 1 + n;
+    return field;
+  }
+  unsigned long number() {
+    const std::string f = get();
+    if (f.empty() || f.find_first_not_of("0123456789") != std::string::npos)
+      throw ValueError("bad start-up data");
+    return std::stoul(f);
+  }
+
+ private:
+  std::string_view data_;
+  std::size_t pos_ = 0;
+};
 
 bool is_current(const StatePtr& state) {
   Registry& r = registry();
@@ -233,15 +320,26 @@ void exit_handler() noexcept {
 struct ProcessAccess {
   static Process make(StatePtr state) noexcept { return Process(std::move(state)); }
   static const StatePtr& state(const Process& p) noexcept { return p.state_; }
+  static ParentProcess make_parent(std::shared_ptr<const process_detail::ParentWatch> w) noexcept {
+    return ParentProcess(std::move(w));
+  }
 
   // The child's side of start(): never returns.
-  [[noreturn]] static void run_child(const StatePtr& self, const Task& task) noexcept {
+  // `task` null: not registered here (a spawned child), reported as an
+  // error of the task.
+  [[noreturn]] static void run_child(const StatePtr& self, const Task* task,
+                                     const std::string& parent_name, pid_t parent_pid) noexcept {
     Registry& r = registry();
     std::string name;
     std::string task_name;
     TaskArgs args;
     int code = 1;
     try {
+      auto parent = std::make_shared<process_detail::ParentWatch>();
+      parent->name = parent_name;
+      parent->pid = parent_pid;
+      parent->watch = platform::watch_parent(parent_pid);
+      std::shared_ptr<const process_detail::ParentWatch> old_parent;
       {
         std::lock_guard lock(r.mutex);
         r.current = self;
@@ -249,7 +347,9 @@ struct ProcessAccess {
         r.owner = platform::self_pid();
         r.counter = 0;
         r.exiting = false;
+        old_parent = std::exchange(r.parent, std::move(parent));
       }
+      old_parent.reset();  // our copy of the grandparent's watch
       {
         std::lock_guard lock(self->mutex);
         name = self->name;
@@ -258,7 +358,8 @@ struct ProcessAccess {
       }
       platform::stdin_from_devnull();
       try {
-        code = task(args);
+        if (task == nullptr) throw ProcessError("no task named '" + task_name + "' is registered");
+        code = (*task)(args);
       } catch (const Error& e) {
         report_exception(name, task_name, e.kind(), e.what());
         code = 1;
@@ -312,12 +413,14 @@ Process::Process(std::string task, TaskArgs args, ProcessOptions options) {
     state->identity.push_back(++r.counter);
   }
   bool daemonic;
-  if (options.daemon) {
-    daemonic = *options.daemon;
-  } else {
+  {
     std::lock_guard lock(current->mutex);
-    daemonic = current->daemon;
+    daemonic = options.daemon ? *options.daemon : current->daemon;
+    state->authkey = authkey_locked(*current);  // CPython copies its creator's config
+    state->authkey_set = true;
   }
+  state->start_method = options.start_method;
+  state->pass_fds = std::move(options.pass_fds);
   state->task = std::move(task);
   state->args = std::move(args);
   state->name = options.name ? std::move(*options.name) : default_name(state->identity);
@@ -335,12 +438,14 @@ void Process::start() {
       throw AssertionError("can only start a process object created by current process");
     }
   }
+  std::string parent_name;  // the child's parent_process().name()
   {
     const StatePtr current = current_state();
     std::lock_guard lock(current->mutex);
     if (current->daemon) {
       throw AssertionError("daemonic processes are not allowed to have children");
     }
+    parent_name = current->name;
   }
   active_children();  // reaps the finished ones (CPython's _cleanup)
 
@@ -361,19 +466,58 @@ void Process::start() {
       r.exit_handler_registered = true;
     }
   }
-  // fork() with this State's mutex held: concurrent calls on this process
-  // wait until it is launched. The child, which is this thread, unlocks its
-  // copy and never returns.
-  const platform::ForkedChild child = platform::fork_child();
-  if (child.pid == 0) {
-    lock.unlock();
-    ProcessAccess::run_child(state_, task);
+  const StartMethod method = s.start_method ? *s.start_method : fix_default_method();
+  const pid_t parent_pid = platform::self_pid();
+  platform::ForkedChild child;
+  if (method == StartMethod::kSpawn) {
+    for (int fd : s.pass_fds) platform::check_open_fd(fd);
+    std::string data;
+    put(data, kSpawnMagic);
+    put(data, s.task);
+    put(data, std::to_string(s.args.size()));
+    for (const std::string& a : s.args) put(data, a);
+    put(data, s.name);
+    put(data, s.daemon ? "1" : "0");
+    put(data, std::to_string(s.identity.size()));
+    for (unsigned long n : s.identity) put(data, std::to_string(n));
+    put(data, s.authkey);
+    put(data, parent_name);
+    put(data, std::to_string(parent_pid));
+    std::string argv0;
+    {
+      Registry& r = registry();
+      std::lock_guard registry_lock(r.mutex);
+      put(data, r.default_method ? start_method_name(*r.default_method) : "");
+      argv0 = r.argv0;
+    }
+    if (argv0.empty()) argv0 = platform::program_argv0();
+    const int fd = platform::data_fd(data);
+    std::vector<int> keep = s.pass_fds;
+    keep.push_back(fd);
+    try {
+      child = platform::spawn_child({argv0, kSpawnFlag, std::to_string(fd)}, keep);
+    } catch (...) {
+      platform::close_fd(fd);
+      throw;
+    }
+    platform::close_fd(fd);
+  } else {
+    // fork() with this State's mutex held: concurrent calls on this process
+    // wait until it is launched. The child, which is this thread, unlocks its
+    // copy and never returns.
+    child = platform::fork_child();
+    if (child.pid == 0) {
+      lock.unlock();
+      ProcessAccess::run_child(state_, &task, parent_name, parent_pid);
+    }
   }
+  s.start_method = method;
   s.launched = true;
   s.pid = child.pid;
   s.sentinel = child.sentinel;
   s.sentinel_is_pidfd = child.sentinel_is_pidfd;
   TaskArgs().swap(s.args);  // CPython drops its references to the arguments
+  std::vector<int>().swap(s.pass_fds);
   lock.unlock();
 
   Registry& r = registry();
@@ -473,6 +617,22 @@ void Process::set_daemon(bool daemonic) {
   state_->daemon = daemonic;
 }
 
+std::string Process::authkey() const {
+  std::lock_guard lock(state_->mutex);
+  return authkey_locked(*state_);
+}
+
+void Process::set_authkey(std::string key) {
+  std::lock_guard lock(state_->mutex);
+  state_->authkey = std::move(key);
+  state_->authkey_set = true;
+}
+
+std::optional<StartMethod> Process::start_method() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->start_method;
+}
+
 int Process::sentinel() const {
   std::lock_guard lock(state_->mutex);
   if (state_->closed) throw ValueError(kClosed);
@@ -550,6 +710,116 @@ std::vector<Process> active_children() {
 }
 
 Process current_process() { return ProcessAccess::make(current_state()); }
+
+const char* start_method_name(StartMethod method) noexcept {
+  return method == StartMethod::kSpawn ? "spawn" : "fork";
+}
+
+// ---------------------------------------------------------------------------
+// parent_process
+// ---------------------------------------------------------------------------
+
+const std::string& ParentProcess::name() const noexcept { return watch_->name; }
+
+pid_t ParentProcess::pid() const noexcept { return watch_->pid; }
+
+bool ParentProcess::is_alive() const { return platform::parent_running(watch_->watch, watch_->pid); }
+
+void ParentProcess::join(std::optional<double> timeout) const {
+  const platform::Deadline deadline =
+      timeout ? platform::Deadline::after(*timeout) : platform::Deadline::never();
+  platform::wait_parent(watch_->watch, watch_->pid, deadline);
+}
+
+int ParentProcess::sentinel() const noexcept { return watch_->watch.fd; }
+
+std::optional<ParentProcess> parent_process() {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  // A plain fork() of the main process has no parent either (r.parent stays
+  // null there); one of a libmp child keeps its creator's.
+  if (!r.parent) return std::nullopt;
+  return ProcessAccess::make_parent(r.parent);
+}
+
+// ---------------------------------------------------------------------------
+// Start methods
+// ---------------------------------------------------------------------------
+
+void set_start_method(std::string_view method, bool force) {
+  const StartMethod m = parse_method(method);
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  if (r.default_method && !force) throw RuntimeError("context has already been set");
+  r.default_method = m;
+}
+
+StartMethod get_start_method() {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  return r.default_method.value_or(StartMethod::kFork);
+}
+
+StartMethod get_context(std::optional<std::string_view> method) {
+  if (method) return parse_method(*method);
+  return fix_default_method();
+}
+
+// ---------------------------------------------------------------------------
+// spawn_main
+// ---------------------------------------------------------------------------
+
+void spawn_main(int argc, char** argv) {
+  if (argc < 3 || argv == nullptr || std::strcmp(argv[1], kSpawnFlag) != 0) {
+    if (argc >= 1 && argv != nullptr && argv[0] != nullptr) {
+      Registry& r = registry();
+      std::lock_guard lock(r.mutex);
+      r.argv0 = argv[0];
+    }
+    return;
+  }
+  std::string parent_name;
+  pid_t parent_pid = 0;
+  auto self = std::make_shared<State>();
+  const Task* task = nullptr;
+  Task found;
+  try {
+    const std::string fd_text = argv[2];
+    if (fd_text.empty() || fd_text.find_first_not_of("0123456789") != std::string::npos)
+      throw ValueError("bad start-up descriptor");
+    const int fd = std::stoi(fd_text);
+    const std::string data = platform::read_data_fd(fd);
+    platform::close_fd(fd);
+    Reader in(data);
+    if (in.get() != kSpawnMagic) throw ValueError("bad start-up data");
+    self->task = in.get();
+    for (unsigned long n = in.number(); n > 0; --n) self->args.push_back(in.get());
+    self->name = in.get();
+    self->daemon = in.get() == "1";
+    for (unsigned long n = in.number(); n > 0; --n) self->identity.push_back(in.number());
+    self->authkey = in.get();
+    self->authkey_set = true;
+    parent_name = in.get();
+    parent_pid = static_cast<pid_t>(in.number());
+    const std::string method = in.get();
+    self->creator_pid = parent_pid;
+    self->start_method = StartMethod::kSpawn;
+    Registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    if (!method.empty()) r.default_method = parse_method(method);
+    r.argv0 = argv[0] != nullptr ? argv[0] : "";
+    const auto it = r.tasks.find(self->task);
+    if (it != r.tasks.end()) {
+      found = it->second;
+      task = &found;
+    }
+  } catch (const std::exception& e) {
+    report_exception(self->name.empty() ? "(spawned)" : self->name, self->task, "ProcessError",
+                     e.what());
+    platform::exit_now(1);
+  }
+  ProcessAccess::run_child(self, task, parent_name, parent_pid);
+}
 
 int cpu_count() {
   const int n = platform::online_cpu_count();

@@ -185,6 +185,82 @@ int task_check_stdin(const mp::TaskArgs&) {
   return 0;
 }
 
+// Lowercase hex of a byte string.
+std::string hex(const std::string& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+// Writes all of `text` to `fd`; false on failure.
+bool write_all(int fd, const std::string& text) {
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+// args: {fd}. Writes one line describing the child as it sees itself:
+// name|daemon|pid|authkey (hex)|parent name|parent pid|parent alive|stdin
+int task_report_self(const mp::TaskArgs& args) {
+  const int fd = std::stoi(args.at(0));
+  mp::Process self = mp::current_process();
+  const auto parent = mp::parent_process();
+  char target[64] = {};
+  const ssize_t n = ::readlink("/proc/self/fd/0", target, sizeof target - 1);
+  std::string line = self.name() + "|" + (self.daemon() ? "1" : "0") + "|" +
+                     std::to_string(::getpid()) + "|" + hex(self.authkey()) + "|";
+  if (parent) {
+    line += parent->name() + "|" + std::to_string(parent->pid()) + "|" +
+            (parent->is_alive() ? "1" : "0");
+  } else {
+    line += "||";
+  }
+  line += std::string("|") + (n > 0 ? target : "?") + "\n";
+  return write_all(fd, line) ? 0 : 80;
+}
+
+// args: {fd}. Reports parent_process().is_alive() ('1'/'0'), joins the parent
+// (no limit), then reports is_alive() again.
+int task_watch_parent(const mp::TaskArgs& args) {
+  const int fd = std::stoi(args.at(0));
+  const auto parent = mp::parent_process();
+  if (!parent) return 81;
+  if (!write_all(fd, parent->is_alive() ? "1" : "0")) return 82;
+  parent->join();
+  return write_all(fd, parent->is_alive() ? "1" : "0") ? 0 : 83;
+}
+
+// args: {pid fd, watcher fd, "fork" | "spawn"}. Starts a non-daemonic
+// watch_parent grandchild with the given start method, writes its pid to the
+// pid fd, then sleeps until killed.
+int task_start_watcher(const mp::TaskArgs& args) {
+  const int pid_fd = std::stoi(args.at(0));
+  const int watcher_fd = std::stoi(args.at(1));
+  mp::ProcessOptions options;
+  options.start_method = args.at(2) == "spawn" ? mp::StartMethod::kSpawn : mp::StartMethod::kFork;
+  options.pass_fds = {watcher_fd};
+  mp::Process watcher("watch_parent", {args.at(1)}, options);
+  watcher.start();
+  const pid_t pid = *watcher.pid();
+  if (::write(pid_fd, &pid, sizeof pid) != static_cast<ssize_t>(sizeof pid)) return 84;
+  std::this_thread::sleep_for(std::chrono::seconds(30));
+  return 85;
+}
+
+// args: {fd}. Exit status 0 if `fd` is closed in this process, else 3.
+int task_check_fd_closed(const mp::TaskArgs& args) {
+  return ::fcntl(std::stoi(args.at(0)), F_GETFD) < 0 && errno == EBADF ? 0 : 3;
+}
+
 const mp::TaskRegistration kTasks[] = {
     {"exit_with", &task_exit_with},
     {"sleep", &task_sleep},
@@ -195,6 +271,10 @@ const mp::TaskRegistration kTasks[] = {
     {"start_in_daemon", &task_start_in_daemon},
     {"daemon_then_return", &task_daemon_then_return},
     {"check_stdin", &task_check_stdin},
+    {"report_self", &task_report_self},
+    {"watch_parent", &task_watch_parent},
+    {"start_watcher", &task_start_watcher},
+    {"check_fd_closed", &task_check_fd_closed},
 };
 
 // ---------------------------------------------------------------------------
@@ -889,9 +969,244 @@ TEST_F(ProcessTest, DroppedProcessesReleaseTheirSentinels) {
   EXPECT_EQ(open_fds(), before);
 }
 
+// ---------------------------------------------------------------------------
+// parent_process, authkey, spawn, start methods
+// ---------------------------------------------------------------------------
+
+// Reads one '\n'-terminated line from `fd`, waiting up to kLiveness; "" on
+// failure.
+std::string read_line(int fd) {
+  std::string line;
+  char c;
+  while (readable_within(fd, kLiveness) && ::read(fd, &c, 1) == 1) {
+    if (c == '\n') return line;
+    line += c;
+  }
+  return "";
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out(1);
+  for (char c : text) {
+    if (c == sep) {
+      out.emplace_back();
+    } else {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
+mp::ProcessOptions with_method(mp::StartMethod method, std::vector<int> pass_fds = {},
+                               std::optional<bool> daemon = std::nullopt) {
+  mp::ProcessOptions o;
+  o.start_method = method;
+  o.pass_fds = std::move(pass_fds);
+  o.daemon = daemon;
+  return o;
+}
+
+constexpr mp::StartMethod kMethods[] = {mp::StartMethod::kFork, mp::StartMethod::kSpawn};
+
+TEST_F(ProcessTest, ParentProcessInTheMainProcessIsNone) {
+  EXPECT_FALSE(mp::parent_process().has_value());
+}
+
+TEST_F(ProcessTest, AuthkeyOfTheMainProcess) {
+  const std::string key = mp::current_process().authkey();
+  EXPECT_EQ(key.size(), 32u);
+  EXPECT_EQ(mp::current_process().authkey(), key) << "drawn once";
+  mp::Process p = make("exit_with", {"0"});
+  EXPECT_EQ(p.authkey(), key) << "a new Process copies its creator's key";
+  p.set_authkey("other");
+  EXPECT_EQ(p.authkey(), "other");
+  EXPECT_EQ(mp::current_process().authkey(), key);
+}
+
+TEST_F(ProcessTest, ChildDescribesItselfAndItsParent) {
+  const std::string main_key = mp::current_process().authkey();
+  for (mp::StartMethod method : kMethods) {
+    for (bool daemonic : {false, true}) {
+      SCOPED_TRACE(std::string(mp::start_method_name(method)) + (daemonic ? " daemon" : ""));
+      RawPipe pipe;
+      mp::Process p = make("report_self", {std::to_string(pipe.write_end())},
+                           with_method(method, {pipe.write_end()}, daemonic));
+      p.set_name(std::string("child-") + mp::start_method_name(method));
+      if (daemonic) p.set_authkey(std::string("k\0y", 3));
+      p.start();
+      EXPECT_EQ(p.start_method(), method);
+      const std::vector<std::string> f = split(read_line(pipe.read_end()), '|');
+      ASSERT_EQ(f.size(), 8u);
+      EXPECT_EQ(f[0], p.name());
+      EXPECT_EQ(f[1], daemonic ? "1" : "0");
+      EXPECT_EQ(f[2], std::to_string(*p.pid()));
+      EXPECT_EQ(f[3], hex(daemonic ? std::string("k\0y", 3) : main_key));
+      EXPECT_EQ(f[4], "MainProcess");
+      EXPECT_EQ(f[5], std::to_string(::getpid()));
+      EXPECT_EQ(f[6], "1") << "the parent is alive";
+      EXPECT_EQ(f[7], "/dev/null");
+      p.join(kLiveness.count() / 1000.0);
+      EXPECT_EQ(p.exitcode(), 0);
+    }
+  }
+}
+
+TEST_F(ProcessTest, ParentProcessJoinWaitsForTheParentToEnd) {
+  for (mp::StartMethod child_method : kMethods) {
+    for (mp::StartMethod grandchild_method : kMethods) {
+      SCOPED_TRACE(std::string(mp::start_method_name(child_method)) + " then " +
+                   mp::start_method_name(grandchild_method));
+      RawPipe pids;
+      RawPipe watch;
+      mp::Process child = make("start_watcher",
+                               {std::to_string(pids.write_end()), std::to_string(watch.write_end()),
+                                mp::start_method_name(grandchild_method)},
+                               with_method(child_method, {pids.write_end(), watch.write_end()}));
+      child.start();
+      const pid_t grandchild = pids.read_pid();
+      ASSERT_GT(grandchild, 0);
+      char c = 0;
+      ASSERT_TRUE(readable_within(watch.read_end(), kLiveness));
+      ASSERT_EQ(::read(watch.read_end(), &c, 1), 1);
+      EXPECT_EQ(c, '1') << "parent_process().is_alive() while the parent runs";
+      EXPECT_FALSE(readable_within(watch.read_end(), milliseconds(100)))
+          << "parent_process().join() returned while the parent runs";
+      child.kill();
+      child.join(kLiveness.count() / 1000.0);
+      EXPECT_EQ(child.exitcode(), -SIGKILL);
+      ASSERT_TRUE(readable_within(watch.read_end(), kLiveness))
+          << "parent_process().join() did not return after the parent ended";
+      ASSERT_EQ(::read(watch.read_end(), &c, 1), 1);
+      EXPECT_EQ(c, '0') << "parent_process().is_alive() after the parent ended";
+      // The orphan has returned from its task; make sure it is gone.
+      const int fd = pidfd_open(grandchild);
+      if (fd >= 0) {
+        EXPECT_TRUE(readable_within(fd, kLiveness)) << "the grandchild did not end";
+        ::close(fd);
+      }
+    }
+  }
+}
+
+TEST_F(ProcessTest, SpawnExitCodes) {
+  const mp::ProcessOptions spawn = with_method(mp::StartMethod::kSpawn);
+  for (const char* status : {"0", "3", "255", "256"}) {
+    mp::Process p = make("exit_with", {status}, spawn);
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), std::stoi(status) & 0xFF) << status;
+  }
+  const std::string path = ::testing::TempDir() + "mp_spawn_throw_stderr.txt";
+  std::ofstream(path).close();
+  mp::Process thrower = make("throw", {"mp", path}, spawn);
+  thrower.start();
+  thrower.join();
+  EXPECT_EQ(thrower.exitcode(), 1);
+  std::stringstream report;
+  report << std::ifstream(path).rdbuf();
+  EXPECT_NE(report.str().find("Process " + thrower.name() + ":\n"), std::string::npos)
+      << report.str();
+  EXPECT_NE(report.str().find("ValueError: boom"), std::string::npos) << report.str();
+  std::remove(path.c_str());
+
+  mp::Process crash = make("signal_self", {std::to_string(SIGKILL)}, spawn);
+  crash.start();
+  crash.join();
+  EXPECT_EQ(crash.exitcode(), -SIGKILL);
+}
+
+TEST_F(ProcessTest, SpawnTerminateKillSentinelAndActiveChildren) {
+  const mp::ProcessOptions spawn = with_method(mp::StartMethod::kSpawn);
+  mp::Process a = make("sleep", {kLongSleep}, spawn);
+  mp::Process b = make("sleep", {kLongSleep}, spawn);
+  a.start();
+  b.start();
+  EXPECT_TRUE(a.is_alive());
+  EXPECT_FALSE(a.exitcode().has_value());
+  const auto children = mp::active_children();
+  EXPECT_EQ(children.size(), 2u);
+  EXPECT_FALSE(readable_within(a.sentinel(), milliseconds(50)));
+  const auto t0 = Clock::now();
+  a.join(0.2);
+  EXPECT_GE(seconds_since(t0), 0.2 - std::chrono::duration<double>(kClockResolution).count());
+  EXPECT_TRUE(a.is_alive());
+  a.terminate();
+  b.kill();
+  EXPECT_TRUE(readable_within(a.sentinel(), kLiveness));
+  a.join();
+  b.join();
+  EXPECT_EQ(a.exitcode(), -SIGTERM);
+  EXPECT_EQ(b.exitcode(), -SIGKILL);
+  EXPECT_TRUE(mp::active_children().empty());
+  a.close();
+  EXPECT_MP_THROW(a.join(), ValueError, "process object is closed");
+}
+
+TEST_F(ProcessTest, SpawnPassesOnlyTheGivenDescriptors) {
+  RawPipe kept;
+  RawPipe other;
+  // Not CLOEXEC: a forked child would inherit it, a spawned one must not.
+  ASSERT_EQ(::fcntl(other.write_end(), F_SETFD, 0), 0);
+  mp::Process closed = make("check_fd_closed", {std::to_string(other.write_end())},
+                            with_method(mp::StartMethod::kSpawn, {kept.write_end()}));
+  closed.start();
+  closed.join();
+  EXPECT_EQ(closed.exitcode(), 0) << "an fd not in pass_fds reached the spawned child";
+  mp::Process open = make("check_fd_closed", {std::to_string(kept.write_end())},
+                          with_method(mp::StartMethod::kSpawn, {kept.write_end()}));
+  open.start();
+  open.join();
+  EXPECT_EQ(open.exitcode(), 3) << "an fd in pass_fds did not reach the spawned child";
+
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  mp::Process bad = make("exit_with", {"0"}, with_method(mp::StartMethod::kSpawn, {fds[0]}));
+  EXPECT_MP_THROW(bad.start(), ValueError,
+                  "pass_fds: " + std::to_string(fds[0]) + " is not an open file descriptor");
+  EXPECT_FALSE(bad.pid().has_value()) << "the process stays unstarted";
+}
+
+TEST_F(ProcessTest, SpawnOfAnUnregisteredTaskFailsInTheParent) {
+  mp::Process p = make("no_such_task", {}, with_method(mp::StartMethod::kSpawn));
+  EXPECT_MP_THROW(p.start(), ProcessError, "no task named 'no_such_task' is registered");
+}
+
+TEST_F(ProcessTest, StartMethodsAndContexts) {
+  EXPECT_MP_THROW(mp::set_start_method("forkserver-x", true), ValueError,
+                  "cannot find context for 'forkserver-x'");
+  EXPECT_MP_THROW((void)mp::get_context("x"), ValueError, "cannot find context for 'x'");
+  EXPECT_EQ(mp::get_context("spawn"), mp::StartMethod::kSpawn);
+  EXPECT_EQ(mp::get_context("fork"), mp::StartMethod::kFork);
+  mp::set_start_method("fork", true);
+  EXPECT_MP_THROW(mp::set_start_method("spawn"), RuntimeError, "context has already been set");
+  EXPECT_EQ(mp::get_start_method(), mp::StartMethod::kFork);
+  mp::set_start_method("spawn", true);
+  EXPECT_EQ(mp::get_start_method(), mp::StartMethod::kSpawn);
+  EXPECT_EQ(mp::get_context(), mp::StartMethod::kSpawn);
+  RawPipe pipe;
+  mp::ProcessOptions defaults;
+  defaults.pass_fds = {pipe.write_end()};
+  mp::Process q = make("exit_with", {"4"}, defaults);
+  EXPECT_FALSE(q.start_method().has_value());
+  q.start();
+  EXPECT_EQ(q.start_method(), mp::StartMethod::kSpawn) << "the default start method";
+  q.join();
+  EXPECT_EQ(q.exitcode(), 4);
+  mp::set_start_method("fork", true);
+  EXPECT_EQ(mp::start_method_name(mp::get_start_method()), std::string("fork"));
+}
+
 TEST_F(ProcessTest, CpuCount) {
   EXPECT_GE(mp::cpu_count(), 1);
   EXPECT_EQ(mp::cpu_count(), static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
 }  // namespace
+
+int main(int argc, char** argv) {
+  mp::spawn_main(argc, argv);  // runs the task and exits in a spawned child
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

@@ -1,11 +1,15 @@
 // The reference backend: libmp behind the driver protocol. These adapters are the only place
 // where the suite touches libmp, exactly as a third-party backend would be plugged in.
 #include <mp/errors.hpp>
+#include <mp/process.hpp>
 
 #include "driverkit.hpp"
 #include "types.hpp"
 
 int main(int argc, char** argv) {
+  // A child libmp spawned runs its task here and never returns. (The driver offers only the
+  // fork start method, so it spawns none today; the call keeps the binary spawn-ready.)
+  mp::spawn_main(argc, argv);
   using namespace mpspec::reference_backend;
   mpspec::driverkit::Backend b;
   b.name = "reference";

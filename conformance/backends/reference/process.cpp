@@ -1,6 +1,12 @@
 // Process and Module in the reference backend: mp::Process running the protocol's task
-// catalogue (spec/process/process.md §1), mp::active_children / current_process / cpu_count,
-// and the connection functions of Module (connection.cpp).
+// catalogue (spec/process/process.md §1), mp::active_children / current_process /
+// parent_process / cpu_count / set_start_method / get_context, and the connection functions of
+// Module (connection.cpp).
+//
+// Start methods: libmp has fork and spawn, but this driver declares only fork, because the
+// driver kit forks every actor (a setup's start method applies to actors too) and the
+// catalogue's `conn` arguments are found in the child through the objects it inherited. Every
+// Process here is therefore started with mp::StartMethod::kFork explicitly.
 //
 // A Process is process-local (spec/protocol.md §6): each actor constructs its own mp::Process
 // at its first call, so the actor is the child's parent. An `inherited` Process is built by
@@ -21,6 +27,7 @@
 #include <mp/errors.hpp>
 #include <mp/process.hpp>
 
+#include "bytes_json.hpp"
 #include "types.hpp"
 
 namespace mpspec::reference_backend {
@@ -110,17 +117,36 @@ int task_crash(const mp::TaskArgs& a) {
   for (;;) ::pause();  // the signal ends the process
 }
 
-Json describe_current() {
+// Module.current_process's map (spec/protocol.md §6): name, pid, daemon, alive, authkey.
+Json current_process_map() {
   mp::Process me = mp::current_process();
-  return Json{{"name", me.name()}, {"pid", static_cast<std::int64_t>(::getpid())},
-              {"daemon", me.daemon()}};
+  return Json{{"name", me.name()},
+              {"pid", static_cast<std::int64_t>(::getpid())},
+              {"daemon", me.daemon()},
+              {"alive", me.is_alive()},
+              {"authkey", bytes_json(me.authkey())}};
 }
 
-// Module.current_process's map: describe's, and `alive` (spec/protocol.md §6).
-Json current_process_map() {
-  Json m = describe_current();
-  m["alive"] = mp::current_process().is_alive();
-  return m;
+// Module.parent_process's value: null, or the parent's name, pid and `alive`.
+Json parent_process_map() {
+  const auto parent = mp::parent_process();
+  if (!parent) return nullptr;
+  return Json{{"name", parent->name()},
+              {"pid", static_cast<std::int64_t>(parent->pid())},
+              {"alive", parent->is_alive()}};
+}
+
+// The describe task's map ([process.task.describe]): name, pid, daemon, authkey, parent.
+Json describe_current() {
+  mp::Process me = mp::current_process();
+  Json parent = nullptr;
+  if (const auto pp = mp::parent_process())
+    parent = Json{{"name", pp->name()}, {"pid", static_cast<std::int64_t>(pp->pid())}};
+  return Json{{"name", me.name()},
+              {"pid", static_cast<std::int64_t>(::getpid())},
+              {"daemon", me.daemon()},
+              {"authkey", bytes_json(me.authkey())},
+              {"parent", parent}};
 }
 
 int task_pid(const mp::TaskArgs& a) {
@@ -135,8 +161,6 @@ int task_describe(const mp::TaskArgs& a) {
   const Json args = parse_task_args(a);
   driverkit::Object* conn = conn_of(args);
   if (conn == nullptr) throw KindError("TypeError", "describe() needs 'conn'");
-  // libmp has no process keys and no parent_process(): `authkey` and `parent` are absent, and
-  // the clauses that need them are reported UNSUPPORTED for this backend.
   send_to(conn, describe_current());
   return 0;
 }
@@ -145,12 +169,29 @@ int task_start_child(const mp::TaskArgs& a) {
   const Json args = parse_task_args(a);
   driverkit::Object* conn = conn_of(args);
   mp::ProcessOptions options;
+  options.start_method = mp::StartMethod::kFork;
   if (args.contains("daemon") && args["daemon"].is_boolean()) options.daemon = args["daemon"].get<bool>();
   mp::Process child(args.value("task", std::string()),
                     {args.value("args", Json::object()).dump()}, options);
   child.start();  // an error here is not caught: exit status 1, nothing sent
   send_to(conn, Json{{"name", child.name()}, {"pid", static_cast<std::int64_t>(*child.pid())}});
   if (args.value("join", true)) child.join();
+  return 0;
+}
+
+int task_watch_parent(const mp::TaskArgs& a) {
+  const Json args = parse_task_args(a);
+  driverkit::Object* conn = conn_of(args);
+  std::optional<double> timeout;
+  if (args.contains("timeout") && !args["timeout"].is_null()) {
+    if (!args["timeout"].is_number()) throw KindError("TypeError", "timeout must be a number");
+    timeout = args["timeout"].get<double>();
+  }
+  const auto parent = mp::parent_process();
+  if (!parent) throw KindError("AttributeError", "'NoneType' object has no attribute 'is_alive'");
+  send_to(conn, parent->is_alive());
+  parent->join(timeout);
+  send_to(conn, parent->is_alive());
   return 0;
 }
 
@@ -165,6 +206,7 @@ void register_tasks() {
     mp::register_task("pid", task_pid);
     mp::register_task("describe", task_describe);
     mp::register_task("start_child", task_start_child);
+    mp::register_task("watch_parent", task_watch_parent);
   });
 }
 
@@ -266,6 +308,9 @@ class ProcessObject : public driverkit::Object, public Waitable {
       const Json task_args = args_.value("args", Json::object());
       if (!task_args.is_object()) throw KindError("TypeError", "a Process's args must be a map");
       mp::ProcessOptions options;
+      // This driver offers only fork (its actors are forks), whatever an actor's
+      // set_start_method chose as libmp's default.
+      options.start_method = mp::StartMethod::kFork;
       if (args_.contains("name") && !args_["name"].is_null()) {
         if (!args_["name"].is_string()) throw mp::AssertionError("name must be a string");
         options.name = args_["name"].get<std::string>();
@@ -293,6 +338,24 @@ class ModuleObject : public driverkit::Object {
 
   Json call(const std::string& method, const Json& args) override {
     if (method == "current_process") return current_process_map();
+    if (method == "parent_process") return parent_process_map();
+    if (method == "set_start_method") {
+      if (!args.contains("method") || !args["method"].is_string())
+        throw KindError("TypeError", "set_start_method() needs 'method', a string");
+      const std::string m = args["method"].get<std::string>();
+      // Only the start methods this driver offers (its hello's start_methods).
+      if (m != "fork") throw mp::ValueError("cannot find context for '" + m + "'");
+      mp::set_start_method(m, driverkit::bool_arg(args, "force", false));
+      return nullptr;
+    }
+    if (method == "get_context") {
+      if (!args.contains("method") || args["method"].is_null())
+        return mp::start_method_name(mp::get_context());
+      if (!args["method"].is_string()) throw KindError("TypeError", "method must be a string");
+      const std::string m = args["method"].get<std::string>();
+      if (m != "fork") throw mp::ValueError("cannot find context for '" + m + "'");
+      return mp::start_method_name(mp::get_context(m));
+    }
     if (method == "active_children") {
       Json names = Json::array();
       for (auto& p : mp::active_children()) names.push_back(p.name());
@@ -323,7 +386,8 @@ void register_process(driverkit::Backend& b) {
                                                                "' in this driver's catalogue");
                           return std::make_unique<ProcessObject>(args);
                         }};
-  b.types["Module"] = {{"current_process", "active_children", "cpu_count", "wait", "client"},
+  b.types["Module"] = {{"current_process", "parent_process", "active_children", "cpu_count",
+                        "wait", "client", "set_start_method", "get_context"},
                        [](const Json&, const driverkit::Objects& objects) {
                          g_objects = &objects;
                          return std::make_unique<ModuleObject>(objects);

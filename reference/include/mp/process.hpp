@@ -3,8 +3,8 @@
 // -----------------------------------------------------------------------------
 //
 // This header defines `mp::Process`, a child process with the life cycle of
-// Python's `multiprocessing.Process` (CPython 3.11-3.13, `fork` start method),
-// and the functions around it:
+// Python's `multiprocessing.Process` (CPython 3.11-3.13, `fork` and `spawn`
+// start methods), and the functions around it:
 //
 //   mp::register_task()     names a function that processes can run
 //   mp::TaskRegistration    registers a task from a static initializer
@@ -12,12 +12,17 @@
 //                           is_alive, exitcode, terminate, kill, close, ...
 //   mp::active_children()   the live children of the calling process
 //   mp::current_process()   the calling process as a Process handle
+//   mp::parent_process()    the process that started the calling one
 //   mp::cpu_count()         the number of CPUs online
+//   mp::spawn_main()        the entry point of a spawned child (call it first
+//                           in main())
+//   mp::set_start_method(), mp::get_start_method(), mp::get_context()
+//                           the default start method (Python's contexts)
 //
 // Tasks. A process runs a *registered task*: a function registered under a
 // name, looked up by that name when the process starts. (Python passes a
-// callable `target`; naming it instead lets a future `spawn` start method,
-// which runs a fresh program image, find the function again.) A task receives
+// callable `target`; naming it instead lets the `spawn` start method, which
+// runs a fresh program image, find the function again.) A task receives
 // the process's arguments as strings and returns the process's exit status:
 //
 //   int copy_file(const mp::TaskArgs& args) {   // args: {"from", "to"}
@@ -45,13 +50,31 @@
 // another std::exception), and the exit status is 1. `exitcode()` reports a
 // process killed by signal N as -N, as CPython does.
 //
-// Start method. Only `fork` exists for now: start() forks the calling
-// process, and the child runs the task in a copy of the parent's memory, so
-// the task sees everything the parent set up before start() (including
-// libmp primitives, which the child shares). Only the thread that calls
-// start() exists in the child. `spawn` and `forkserver` (a fresh program
-// image that finds the task by name) are future work; that is why tasks are
-// named and take strings.
+// Start methods. `fork` (the default) forks the calling process, and the
+// child runs the task in a copy of the parent's memory, so the task sees
+// everything the parent set up before start() (including libmp primitives,
+// which the child shares). Only the thread that calls start() exists in the
+// child. `spawn` starts a fresh execution of the program image instead (see
+// "Spawn" below): the child shares nothing with the parent but the task's
+// name, its string arguments, the descriptors listed in
+// ProcessOptions::pass_fds, and the process's name, daemon flag, identity and
+// authentication key. Exit codes, names, daemon flags, parent_process(),
+// authkey(), sentinels, join, terminate and kill behave the same under both.
+//
+// Spawn. The program must cooperate: its main() calls mp::spawn_main(argc,
+// argv) first, before anything that must not run in a spawned child (as
+// Python's `if __name__ == '__main__'` guard). In the program started by
+// the user, spawn_main() returns at once; in a spawned child it runs the
+// task and ends the process (never returns). A spawned child is
+// /proc/self/exe run with argv {argv[0] of the parent, "--mp-spawn-child",
+// "<fd>"}; the fd is an inherited memfd holding the start-up data (the
+// authentication key among it, which is therefore never on the command
+// line). Tasks must be registered in the child before spawn_main() runs its
+// task: register them from static initializers (mp::TaskRegistration).
+// Descriptors other than 0, 1, 2 and those in pass_fds are closed by the
+// exec (except, on kernels without pidfds, the write end of libmp's sentinel
+// pipe); standard input is /dev/null as under fork. The task learns the numbers of the passed ones from its arguments,
+// e.g. {"conn_fd=7"} — the caller puts them there.
 //
 // The child. Standard input is replaced by /dev/null. The task runs; then,
 // as in CPython's bootstrap, the child terminates its own daemonic children
@@ -95,6 +118,7 @@
 //   start()                           made by another process       AssertionError
 //   start()                           caller is a daemonic process  AssertionError
 //   start()                           no task of that name          ProcessError
+//   start() (spawn)                   a pass_fds entry not open     ValueError
 //   join()                            not the creator / self        AssertionError
 //   join()                            not started                   AssertionError
 //   join()                            NaN timeout                   ValueError
@@ -103,10 +127,13 @@
 //   sentinel()                        not started                   ValueError
 //   terminate(), kill()               not started                   AttributeError
 //   close()                           still running                 ValueError
-//   any but name/daemon/close         after close()                 ValueError
+//   any but name/daemon/close/authkey after close()                 ValueError
+//   set_start_method()                already set, no force         RuntimeError
+//   set_start_method(), get_context() unknown method                ValueError
+//   ParentProcess::join()             NaN timeout                   ValueError
 //
-// System failures (fork, pidfd_open, an unexpected ECHILD) are reported as
-// std::system_error.
+// System failures (fork, exec, memfd_create, pidfd_open, an unexpected ECHILD)
+// are reported as std::system_error.
 
 #ifndef MP_PROCESS_HPP_
 #define MP_PROCESS_HPP_
@@ -117,19 +144,21 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace mp {
 
 namespace process_detail {
-struct State;  // one process object; defined in process.cpp
+struct State;        // one process object; defined in process.cpp
+struct ParentWatch;  // the watch on a parent process; defined in process.cpp
 }  // namespace process_detail
 
 // mp::TaskArgs
 //
-// The arguments of a task: strings, so that a future `spawn` start method can
-// pass them to a fresh program image unchanged.
+// The arguments of a task: strings, so that the `spawn` start method can pass
+// them to a fresh program image unchanged.
 using TaskArgs = std::vector<std::string>;
 
 // mp::Task
@@ -157,9 +186,25 @@ bool is_task_registered(const std::string& name);
 // the task (as a spawn-like start method will need):
 //
 //   static const mp::TaskRegistration kWorker("worker", &worker);
+//
+// Under `spawn` this is the way to register: a spawned child runs its task
+// from mp::spawn_main(), before main() could register anything else.
 struct TaskRegistration {
   TaskRegistration(std::string name, Task task) { register_task(std::move(name), std::move(task)); }
 };
+
+// mp::StartMethod
+//
+// How start() creates the child (see "Start methods" above).
+enum class StartMethod {
+  kFork,   // "fork": a copy of the caller (the default)
+  kSpawn,  // "spawn": a fresh execution of the program image
+};
+
+// mp::start_method_name()
+//
+// "fork" or "spawn".
+const char* start_method_name(StartMethod method) noexcept;
 
 // mp::ProcessOptions
 //
@@ -170,6 +215,16 @@ struct ProcessOptions {
   // Whether the process is daemonic. Default: the daemon flag of the calling
   // process (false unless the caller is daemonic, and then start() fails).
   std::optional<bool> daemon{};
+  // How start() creates the child. Default: the default start method when
+  // start() runs (mp::get_start_method(): fork unless set_start_method()
+  // chose another).
+  std::optional<StartMethod> start_method{};
+  // Under spawn: descriptors of the caller that the child receives under the
+  // same numbers (each must be open when start() runs, else start() throws
+  // mp::ValueError); every other descriptor above 2 is closed in the child.
+  // The caller tells the task the numbers through its arguments. Under fork
+  // this is ignored: a forked child inherits every descriptor.
+  std::vector<int> pass_fds{};
 };
 
 // mp::Process
@@ -199,7 +254,9 @@ class Process {
   // Process::start()
   //
   // Starts the process: reaps the caller's finished children, looks the task
-  // up, forks, and runs the task in the child. Returns in the parent once the
+  // up, forks, and runs the task in the child. Under spawn the child first
+  // execs the program image; start() returns once the exec has succeeded
+  // (the child may still be setting up). Under fork it returns once the
   // child exists (it does not wait for the task to begin). The process then
   // counts among active_children() until it has ended and been reaped. The
   // process's arguments are released in the parent.
@@ -211,7 +268,9 @@ class Process {
   // a forked child), mp::AssertionError("daemonic processes are not allowed
   // to have children") when the caller is a daemonic process,
   // mp::ProcessError if no task of the name is registered (the process stays
-  // unstarted), std::system_error if fork() fails.
+  // unstarted; under spawn the task must be registered in the parent too),
+  // mp::ValueError if a pass_fds entry is not open (spawn), and
+  // std::system_error if fork(), exec() or the start-up data fail.
   void start();
 
   // Process::join()
@@ -282,6 +341,29 @@ class Process {
   //
   // Whether the process is daemonic. Works after close().
   bool daemon() const;
+
+  // Process::authkey()
+  //
+  // The process's authentication key (bytes in a std::string): a copy of its
+  // creator's key taken at construction, or the one set with set_authkey().
+  // The main process draws 32 random bytes (OpenSSL RAND_bytes) the first
+  // time its key is needed. A child's current_process().authkey() equals the
+  // key its Process had when it started (under fork and spawn alike). Works
+  // after close(). Throws mp::OSError if the random generator fails.
+  std::string authkey() const;
+
+  // Process::set_authkey()
+  //
+  // Replaces the key, at any time (a started child keeps the key it had at
+  // start; processes constructed afterwards by the one whose key this is
+  // copy the new key).
+  void set_authkey(std::string key);
+
+  // Process::start_method()
+  //
+  // The start method the process was started with, or for an unstarted one
+  // the one it was given (nullopt: the default at start()).
+  std::optional<StartMethod> start_method() const;
 
   // Process::set_daemon()
   //
@@ -366,6 +448,102 @@ std::vector<Process> active_children();
 // caller's pid, exitcode() is nullopt, and join(), start(), sentinel()
 // throw as described above.
 Process current_process();
+
+// mp::ParentProcess
+//
+// The process that started the calling one, as mp::parent_process() returns
+// it: a read-only description. Copies share one watch on the parent.
+class ParentProcess {
+ public:
+  // The parent's name (its current_process().name() when it called start())
+  // and pid.
+  const std::string& name() const noexcept;
+  pid_t pid() const noexcept;
+
+  // ParentProcess::is_alive()
+  //
+  // Whether the parent still runs: a check that never blocks. A parent that
+  // has exited counts as ended even before it is reaped (a zombie).
+  bool is_alive() const;
+
+  // ParentProcess::join()
+  //
+  // Waits until the parent has ended, or until `timeout` seconds have passed
+  // (nullopt, +inf: no limit; <= 0: one check; NaN: mp::ValueError). Returns
+  // nothing, as Python's: check is_alive() afterwards. Blocks on the
+  // parent's pidfd (Linux 5.3+); on older kernels it checks getppid() every
+  // 5 ms instead. It does not reap: the parent is not the caller's child.
+  void join(std::optional<double> timeout = std::nullopt) const;
+
+  // ParentProcess::sentinel()
+  //
+  // A descriptor readable once the parent has ended (a pidfd that belongs to
+  // libmp: do not close it), or -1 where pidfds are unavailable or the parent
+  // had already ended when the watch was made.
+  int sentinel() const noexcept;
+
+ private:
+  friend struct ProcessAccess;
+  using Watch = process_detail::ParentWatch;
+  explicit ParentProcess(std::shared_ptr<const Watch> watch) noexcept : watch_(std::move(watch)) {}
+  std::shared_ptr<const Watch> watch_;  // never null
+};
+
+// mp::parent_process()
+//
+// In a process libmp started (fork or spawn): its parent, the process that
+// called start(). The watch on the parent is opened when the child begins,
+// robustly against pid reuse (a pidfd of the parent, kept only if the
+// parent was still the child's parent after it was opened), so is_alive()
+// stays correct after the parent's pid has been reused. In the main process,
+// and in a plain fork() of it: nullopt. In a plain fork() of a process libmp
+// started: that process's parent (so is_alive() there reports the
+// grandparent). Never throws.
+std::optional<ParentProcess> parent_process();
+
+// mp::spawn_main()
+//
+// The entry point of a spawned child; call it first in main():
+//
+//   int main(int argc, char** argv) {
+//     mp::spawn_main(argc, argv);  // never returns in a spawned child
+//     ...
+//   }
+//
+// In a spawned child (argv is {argv0, "--mp-spawn-child", "<fd>"}), it reads
+// the start-up data, becomes the child's current_process(), runs the task
+// registered under the process's task name, and ends the process as a
+// forked child ends (see "The child"); an unregistered task (or unreadable
+// start-up data) is reported on standard error and gives exit status 1.
+// Otherwise it records argv[0] (spawned children get the same argv[0]) and
+// returns. A program that never calls it can still spawn, but its spawned
+// children then run main() from the start with those arguments.
+void spawn_main(int argc, char** argv);
+
+// mp::set_start_method()
+//
+// Sets the default start method of the calling process, by name ("fork" or
+// "spawn"; Python's multiprocessing.set_start_method). Throws
+// mp::RuntimeError("context has already been set") if the default has been
+// set already (by an earlier call, or fixed by the first start() of a
+// Process without a start method, as CPython fixes its default context),
+// unless `force`; throws mp::ValueError("cannot find context for 'x'") for an
+// unknown name. A forked child inherits the setting; a spawned child starts
+// with its parent's. Thread safe.
+void set_start_method(std::string_view method, bool force = false);
+
+// mp::get_start_method()
+//
+// The default start method (without fixing it): fork unless
+// set_start_method() chose another.
+StartMethod get_start_method();
+
+// mp::get_context()
+//
+// The start method of the context named `method` (nullopt: the default
+// context, which this fixes, as CPython's get_context(None) does). Throws
+// mp::ValueError("cannot find context for 'x'") for an unknown name.
+StartMethod get_context(std::optional<std::string_view> method = std::nullopt);
 
 // mp::cpu_count()
 //
