@@ -4,13 +4,17 @@
 #include "mp/condition.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <new>
 #include <thread>
 #include <vector>
 
 #include "mp/errors.hpp"
+#include "mp/platform/shm.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -179,6 +183,95 @@ TEST(Condition, KilledWaiterNeitherBlocksNorSwallowsNotify) {
   c.notify(1);  // the dead victim is skipped
   c.release();
   EXPECT_EQ(survivor.exit_code(), 0);
+}
+
+TEST(Condition, KilledWaiterOverLockNeitherBlocksNorSwallowsNotify) {
+  // Over an mp::Lock (wait morphing); the dead victim is the oldest waiter, and notify(1) must
+  // pass its notification on to the survivor. notify_all() with the victim dead returns too.
+  mp::Condition c{mp::Lock()};
+  Pipe v_called, s_called;
+  Child victim([&] {
+    c.acquire();
+    v_called.send('w');
+    c.wait();
+    return 0;
+  });
+  ASSERT_TRUE(v_called.receive());
+  c.acquire();  // the victim is waiting (oldest waiter)
+  c.release();
+  Child survivor([&] {
+    c.acquire();
+    s_called.send('w');
+    const bool woken = c.wait(20.0);
+    c.release();
+    return woken ? 0 : 1;
+  });
+  ASSERT_TRUE(s_called.receive());
+  ASSERT_TRUE(victim.kill_and_reap());
+  c.acquire();
+  c.notify(1);  // the dead victim is skipped
+  c.release();
+  EXPECT_EQ(survivor.exit_code(), 0);
+  c.acquire();
+  c.notify_all();  // only the dead victim's slot may be left: returns at once
+  c.release();
+}
+
+// Two processes take turns through a shared word, many times: every notify finds its waiter
+// either not yet asleep (marked only) or asleep (moved onto the lock's word, or woken). A lost
+// wake-up hangs a side (the children's watchdogs then fail the test). Both on one CPU, where
+// a woken process often preempts its waker, and unpinned.
+TEST(Condition, PingPongBetweenProcessesLosesNoWakeUp) {
+  constexpr int kRounds = 20000;
+  for (bool use_rlock : {false, true}) {
+    for (bool pinned : {true, false}) {
+      auto mapping = mp::platform::SharedMapping::anonymous(sizeof(std::atomic<std::uint32_t>));
+      auto* turn = ::new (mapping.data()) std::atomic<std::uint32_t>{0};
+      mp::Condition c = use_rlock ? mp::Condition(mp::RLock()) : mp::Condition(mp::Lock());
+      cpu_set_t original;
+      ASSERT_EQ(sched_getaffinity(0, sizeof(original), &original), 0);
+      if (pinned) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+        ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+      }
+      Child other([&] {
+        int notified = 0;
+        c.acquire();
+        for (int i = 0; i < kRounds; ++i) {
+          while (turn->load(std::memory_order_relaxed) != 1) {
+            if (!c.wait(20.0)) return 2;  // an untimely timeout: a lost wake-up
+            ++notified;
+          }
+          turn->store(0, std::memory_order_relaxed);
+          c.notify();
+        }
+        c.release();
+        // No wait returned true without a notify: one per round, but for the first round
+        // when the parent had already flipped the turn.
+        return notified == kRounds || notified == kRounds - 1 ? 0 : 3;
+      });
+      bool ok = true;
+      int notified = 0;
+      c.acquire();
+      for (int i = 0; i < kRounds && ok; ++i) {
+        turn->store(1, std::memory_order_relaxed);
+        c.notify();
+        while (ok && turn->load(std::memory_order_relaxed) != 0) {
+          ok = c.wait(20.0);
+          notified += ok ? 1 : 0;
+        }
+      }
+      c.release();
+      if (pinned) sched_setaffinity(0, sizeof(original), &original);
+      const char* what =
+          use_rlock ? (pinned ? "RLock pinned" : "RLock") : (pinned ? "Lock pinned" : "Lock");
+      EXPECT_TRUE(ok) << what;
+      EXPECT_EQ(notified, kRounds) << what;
+      EXPECT_EQ(other.exit_code(), 0) << what;
+    }
+  }
 }
 
 TEST(Condition, NanTimeoutThrowsValueError) {

@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,6 +19,7 @@
 #include "mp/errors.hpp"
 #include "mp/platform/clock.hpp"
 #include "mp/platform/futex.hpp"
+#include "mp/platform/process.hpp"
 #include "mp/platform/shm.hpp"
 #include "test_util.hpp"
 
@@ -301,3 +304,20 @@ TEST(SharedMapping, MoveTransfersOwnershipAndDestructionUnmaps) {
 }
 
 }  // namespace
+
+// A zombie (ended, not yet reaped) is not alive: the dead-waiter checks of Condition rely on
+// it, since the parent of a killed process may reap it late or never.
+TEST(Process, ZombieIsNotAlive) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!mp::platform::process_exited(child) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(mp::platform::process_exited(child));
+  EXPECT_FALSE(mp::platform::process_alive(child)) << "a zombie counts as alive";
+  EXPECT_TRUE(mp::platform::process_alive(::getpid()));
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_FALSE(mp::platform::process_alive(child));
+}

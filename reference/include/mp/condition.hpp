@@ -55,19 +55,24 @@ class SharedMapping;
 // word. notify(n) marks the n oldest waiting slots as notified and wakes each
 // one; a waiter whose timeout expires withdraws its slot with one
 // compare-and-swap (or, losing that race, learns that it was notified).
-// Over an mp::Lock, notify() does not wake the waiter but moves it onto the
-// lock's futex word (FUTEX_CMP_REQUEUE, "wait morphing"): it wakes when the
-// notifier releases the lock, instead of waking at once only to find the lock
-// held and sleep again.
+// A waiter marks its slot "sleeping" just before its futex wait; a notify()
+// that chooses a waiter not yet asleep only marks the slot (no system call:
+// the waiter sees the mark before it would sleep, then takes the lock as any
+// acquirer does). A sleeping waiter must be woken: over an mp::Lock, notify()
+// does not wake it but moves it onto the lock's futex word (FUTEX_CMP_REQUEUE,
+// "wait morphing"): it wakes when the notifier releases the lock, instead of
+// waking at once only to find the lock held and sleep again.
 // Everything is lock-free atomics: a process killed while waiting leaves its
-// slot in use until a notify() sees that the process is gone and reclaims it;
-// one killed in the few instructions between claiming a slot and publishing
-// it leaks that slot for the condition's lifetime.
+// slot in use until a notify() that must tell it from a live waiter (to pass
+// the notification on) sees that the process is gone, or until a wait() that
+// finds the table full reclaims the slots of dead processes; one killed in the
+// few instructions between claiming a slot and publishing it leaks that slot
+// for the condition's lifetime.
 struct ConditionState {
   static constexpr int kSlots = 240;  // the table fits in one 4 KiB page
 
   struct Slot {
-    std::atomic<std::uint32_t> state{0};  // futex word: free/claimed/waiting/notified/moved
+    std::atomic<std::uint32_t> state{0};  // futex word: the waiter's state (condition.cpp)
     std::atomic<std::int32_t> pid{0};     // the waiter's process
     std::atomic<std::uint64_t> ticket{0};
   };
@@ -183,7 +188,8 @@ class Condition {
 
  private:
   static platform::Deadline deadline_after(std::optional<double> timeout);
-  bool wait_until(platform::Deadline deadline);
+  bool wait_until(platform::Deadline deadline);  // checks that the lock is held
+  bool wait_held(platform::Deadline deadline);   // the caller checked
   void check_held(const char* what);
 
   std::shared_ptr<platform::SharedMapping> mapping_;

@@ -61,7 +61,9 @@ bool process_exited(pid_t pid) noexcept {
 bool process_alive(pid_t pid) noexcept {
   if (pid <= 0) return false;
   if (pid == self_pid()) return true;
-  return ::kill(pid, 0) == 0 || errno == EPERM;
+  if (::kill(pid, 0) != 0 && errno != EPERM) return false;
+  // kill() also finds a zombie, which has ended: ask the pidfd.
+  return !process_exited(pid);
 }
 
 // ---------------------------------------------------------------------------

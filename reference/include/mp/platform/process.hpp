@@ -31,9 +31,11 @@ pid_t self_pid() noexcept;
 // One or two system calls: not for a fast path.
 bool process_exited(pid_t pid) noexcept;
 
-// A cheaper probe, one kill(pid, 0): false once the process has exited and
-// been reaped; a zombie and a process of another user count as alive. A pid
-// <= 0 is never alive.
+// Whether `pid` names a process that has not ended: one kill(pid, 0), and
+// when that finds the pid, process_exited() as well, so that a zombie (ended,
+// not yet reaped: its parent may never reap it) counts as dead. A process of
+// another user counts as alive. A pid <= 0 is never alive. Not for a fast
+// path (up to four system calls).
 bool process_alive(pid_t pid) noexcept;
 
 // ---------------------------------------------------------------------------
