@@ -919,7 +919,7 @@ TEST(ListenerAuth, StalledPeerIsBounded) {
   ASSERT_TRUE(stalled_server);
   // The clause's bound plus a generous margin (not the liveness bound: a backend that waits
   // for ever, as CPython does, should cost this test no more than that).
-  const double bound = 30.0 + 15.0 * timing::multiplier();
+  const double bound = 10.0 + 15.0 * timing::multiplier();
   const auto ra = s.await(acc, bound);
   EXPECT_TRUE(ra.raised("AuthenticationError")) << ra;
   const auto rc = s.await(c, bound);

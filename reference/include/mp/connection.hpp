@@ -339,7 +339,7 @@ class Address {
 // up a server's accept loop for ever (CPython waits without limit;
 // spec/connection/listener.md, [listener.auth.bounded]). The free functions
 // deliver_challenge() and answer_challenge() have no bound, as CPython's.
-inline constexpr double kHandshakeTimeoutSeconds = 20.0;
+inline constexpr double kHandshakeTimeoutSeconds = 10.0;
 
 // mp::Listener
 //
