@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "mp/errors.hpp"
+#include "utf8.hpp"
 
 namespace mp {
 
@@ -123,42 +124,13 @@ constexpr std::uint64_t kMaxU32 = 0xffffffffu;
 // ---------------------------------------------------------------------------
 // UTF-8.
 
-// Decodes one strict UTF-8 sequence (no overlongs, no surrogates, at most
-// U+10FFFF) at s[i]. Returns its length, or 0 if the bytes there are invalid.
-std::size_t utf8_decode(std::string_view s, std::size_t i, char32_t& cp) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) {
-    cp = b0;
-    return 1;
-  }
-  std::size_t len;
-  char32_t min;
-  if ((b0 & 0xe0) == 0xc0) {
-    len = 2, cp = b0 & 0x1fu, min = 0x80;
-  } else if ((b0 & 0xf0) == 0xe0) {
-    len = 3, cp = b0 & 0x0fu, min = 0x800;
-  } else if ((b0 & 0xf8) == 0xf0) {
-    len = 4, cp = b0 & 0x07u, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (s.size() - i < len) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3fu);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
-}
-
 bool utf8_valid(std::string_view s) {
   // ASCII fast path, then full decoding from the first non-ASCII byte.
   std::size_t i = 0;
   while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;
   char32_t cp;
   while (i < s.size()) {
-    const std::size_t len = utf8_decode(s, i, cp);
+    const std::size_t len = detail::decode_utf8(s, i, cp);
     if (len == 0) return false;
     i += len;
   }
@@ -299,7 +271,7 @@ class Encoder {
   std::int64_t* str_slot(std::string_view s) {
     if (s.empty()) return &str1_[256];
     char32_t cp;
-    if (utf8_decode(s, 0, cp) == s.size() && cp < 256) return &str1_[cp];
+    if (detail::decode_utf8(s, 0, cp) == s.size() && cp < 256) return &str1_[cp];
     return nullptr;
   }
 
@@ -993,9 +965,9 @@ class Decoder {
   Bytes latin1_encode(const std::string& s) {
     Bytes out;
     out.reserve(s.size());
-    char32_t cp;
+    char32_t cp = 0;
     for (std::size_t i = 0; i < s.size();) {
-      const std::size_t len = utf8_decode(s, i, cp);  // s is valid UTF-8
+      const std::size_t len = detail::decode_utf8(s, i, cp);  // s is valid UTF-8
       if (cp > 0xff) fail("'latin-1' codec can't encode a character above U+00FF");
       out.push_back(static_cast<std::byte>(cp));
       i += len;

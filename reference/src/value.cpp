@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "mp/errors.hpp"
+#include "utf8.hpp"
 
 namespace mp {
 
@@ -80,34 +81,6 @@ bool is_unprintable(char32_t c) {
   return false;
 }
 
-// Decodes one UTF-8 sequence at s[i]; returns its length, or 0 if invalid.
-std::size_t decode_utf8(std::string_view s, std::size_t i, char32_t& cp) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) {
-    cp = b0;
-    return 1;
-  }
-  std::size_t len;
-  char32_t min;
-  if ((b0 & 0xe0) == 0xc0) {
-    len = 2, cp = b0 & 0x1f, min = 0x80;
-  } else if ((b0 & 0xf0) == 0xe0) {
-    len = 3, cp = b0 & 0x0f, min = 0x800;
-  } else if ((b0 & 0xf8) == 0xf0) {
-    len = 4, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (s.size() - i < len) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
-}
-
 char choose_quote(bool has_single, bool has_double) {
   return (has_single && !has_double) ? '"' : '\'';
 }
@@ -118,7 +91,7 @@ void repr_string(std::string& out, std::string_view s) {
   out += quote;
   for (std::size_t i = 0; i < s.size();) {
     char32_t c;
-    const std::size_t len = decode_utf8(s, i, c);
+    const std::size_t len = detail::decode_utf8(s, i, c);
     if (len == 0) {  // not UTF-8: show the byte
       out += "\\x";
       append_hex2(out, static_cast<unsigned char>(s[i]));
