@@ -1,39 +1,47 @@
-// Benchmarks of mp::Connection beside the raw socketpair it runs on, in one
+// Benchmarks of mp::Connection beside the raw sockets it runs on, in one
 // binary so that the figures come from the same run (compare ratios; the dev
 // VM drifts between runs, see research/performance-baselines.md).
 //
 //   RoundTrip/raw/N         a forked child echoes N bytes over an AF_UNIX
-//                           socketpair with plain write()/read() loops (no
-//                           header, the reader knows N): the floor.
+//                           SOCK_STREAM socketpair with plain write()/read()
+//                           loops (no header, the reader knows N): the floor
+//                           of a default socketpair, and the peer.
 //   RoundTrip/raw_framed/N  CPython's framing by hand on the same socketpair:
-//                           writev(header, payload), read(4), read(N).
-//   RoundTrip/mp/N          the same with mp::Pipe(): send_bytes() and
-//                           recv_bytes() on both sides (4-byte header; one
-//                           write: send() of header and payload copied
-//                           together up to 1 KiB, else a gather write; two
-//                           exact reads; a fresh std::string per message).
-//                           Two reads per message are the floor for CPython's
-//                           framing without reading ahead (which libmp must
-//                           not: processes take turns reading one end, and
-//                           mp::wait() polls the descriptor), so mp/64 can
-//                           approach raw_framed/64 but not raw/64.
+//                           writev(header, payload), read(4), read(N) - two
+//                           reads per message are the floor for that framing
+//                           on a stream without reading ahead (which libmp
+//                           must not: processes take turns reading one end).
+//   RoundTrip/raw_records/N the record transport by hand: a SOCK_SEQPACKET
+//                           pair, one send() of header + payload, one recv().
+//   RoundTrip/mp/N          mp::Pipe() (records, the default): send_bytes()
+//                           and recv_bytes() on both sides, a fresh
+//                           std::string per message.
+//   RoundTrip/mp_stream/N   mp::Pipe(true, PipeKind::kStream): CPython's
+//                           transport; compare with raw_framed.
 //   RoundTrip/mp_into/N     as mp/N, but the parent receives with
 //                           recv_bytes_into() into a reused buffer.
 //
-// N is 64 B and 64 KiB. Each iteration is one round trip (two wake-ups).
+// N is 64 B and 64 KiB; `pinned:1` runs both processes on cpu0 (the steady
+// figure: unpinned round trips are dominated by the VM's cross-CPU wake-up
+// latency and swing between runs). Each iteration is one round trip.
 //
 //   Bulk/raw/N              one direction: a forked child writes N-byte
-//                           chunks with write() as fast as the socketpair
-//                           takes them, the parent reads N bytes per
-//                           iteration with read() loops: the floor.
-//   Bulk/mp/N               the same stream as messages: the child calls
-//                           send_bytes(), the parent recv_bytes() (a fresh
-//                           std::string per message).
+//                           chunks with write() as fast as a default
+//                           SOCK_STREAM socketpair takes them, the parent
+//                           reads N bytes per iteration with read() loops.
+//   Bulk/raw_records/N      the record transport by hand: 256 KiB records
+//                           over a SOCK_SEQPACKET pair with 1 MiB send
+//                           buffers (what mp::Pipe() sets up).
+//   Bulk/mp/N               the same stream as messages over mp::Pipe(): the
+//                           child calls send_bytes(), the parent recv_bytes()
+//                           (a fresh std::string per message).
+//   Bulk/mp_stream/N        as mp/N over PipeKind::kStream.
 //   Bulk/mp_into/N          as mp/N, the parent receiving with
 //                           recv_bytes_into() into a reused buffer.
 //
 // N is 1 MiB; the figure to compare is bytes_per_second.
 #include <benchmark/benchmark.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -44,6 +52,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -88,6 +97,30 @@ pid_t fork_child() {
   return pid;
 }
 
+// Runs the benchmark's processes on cpu0 (both; the child inherits the mask) when `pinned`:
+// a round trip is then two context switches on one CPU, without the VM's cross-CPU wake-up
+// latency, which makes unpinned round-trip figures swing several-fold between runs. Restores
+// the caller's mask when it goes.
+class Placement {
+ public:
+  Placement(benchmark::State& state, bool pinned) : pinned_(pinned) {
+    if (!pinned_) return;
+    sched_getaffinity(0, sizeof original_, &original_);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) state.SkipWithError("sched_setaffinity failed");
+    state.SetLabel("cpu0/cpu0");
+  }
+  ~Placement() {
+    if (pinned_) sched_setaffinity(0, sizeof original_, &original_);
+  }
+
+ private:
+  bool pinned_;
+  cpu_set_t original_{};
+};
+
 void reap(pid_t pid) {
   int status;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -96,6 +129,7 @@ void reap(pid_t pid) {
 
 void BM_RoundTrip_Raw(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
+  const Placement placement(state, state.range(1) != 0);
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     state.SkipWithError("socketpair failed");
@@ -146,6 +180,7 @@ bool recv_framed(int fd, char* p, std::size_t n) {
 
 void BM_RoundTrip_RawFramed(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
+  const Placement placement(state, state.range(1) != 0);
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     state.SkipWithError("socketpair failed");
@@ -172,6 +207,41 @@ void BM_RoundTrip_RawFramed(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0) * 2);
 }
 
+// The record transport by hand: a SOCK_SEQPACKET socketpair, each message one send() of
+// header + payload and one recv(): the system calls mp's default Pipe() makes for a small
+// message, without its checks and allocations.
+void BM_RoundTrip_RawRecords(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const Placement placement(state, state.range(1) != 0);
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    state.SkipWithError("socketpair(SOCK_SEQPACKET) failed");
+    return;
+  }
+  const pid_t pid = fork_child();
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::vector<char> buf(n + 4);
+    for (;;) {
+      const ssize_t r = ::recv(fds[1], buf.data(), buf.size(), 0);
+      if (r <= 0 || ::send(fds[1], buf.data(), static_cast<std::size_t>(r), MSG_NOSIGNAL) != r) break;
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::vector<char> out(n + 4, 'x'), in(n + 4);
+  for (auto _ : state) {
+    if (::send(fds[0], out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()) ||
+        ::recv(fds[0], in.data(), in.size(), 0) != static_cast<ssize_t>(in.size())) {
+      state.SkipWithError("echo failed");
+      break;
+    }
+  }
+  ::close(fds[0]);
+  reap(pid);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0) * 2);
+}
+
 void run_mp_child(mp::Connection& end) {
   try {
     for (;;) end.send_bytes(end.recv_bytes());
@@ -180,9 +250,11 @@ void run_mp_child(mp::Connection& end) {
   ::_exit(0);
 }
 
+template <mp::PipeKind kKind>
 void BM_RoundTrip_Mp(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
-  auto [parent_end, child_end] = mp::Pipe();
+  const Placement placement(state, state.range(1) != 0);
+  auto [parent_end, child_end] = mp::Pipe(true, kKind);
   const pid_t pid = fork_child();
   if (pid == 0) {
     parent_end.close();
@@ -201,6 +273,7 @@ void BM_RoundTrip_Mp(benchmark::State& state) {
 
 void BM_RoundTrip_MpInto(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
+  const Placement placement(state, state.range(1) != 0);
   auto [parent_end, child_end] = mp::Pipe();
   const pid_t pid = fork_child();
   if (pid == 0) {
@@ -250,6 +323,48 @@ void BM_Bulk_Raw(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
 }
 
+// The record transport by hand, one direction: 256 KiB records over a SOCK_SEQPACKET pair
+// with the send buffer mp's Pipe() asks for (1 MiB), read straight into place.
+void BM_Bulk_RawRecords(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  constexpr std::size_t kRecord = std::size_t{256} << 10;
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    state.SkipWithError("socketpair(SOCK_SEQPACKET) failed");
+    return;
+  }
+  const int send_buffer = 1 << 20;
+  for (const int fd : fds) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer, sizeof send_buffer);
+  const pid_t pid = fork_child();
+  if (pid == 0) {
+    ::close(fds[0]);
+    const std::vector<char> out(n, 'x');
+    for (;;) {
+      for (std::size_t done = 0; done < n; done += kRecord) {
+        const std::size_t len = std::min(kRecord, n - done);
+        if (::send(fds[1], out.data() + done, len, MSG_NOSIGNAL) != static_cast<ssize_t>(len)) {
+          ::_exit(0);
+        }
+      }
+    }
+  }
+  ::close(fds[1]);
+  std::vector<char> in(n);
+  for (auto _ : state) {
+    for (std::size_t done = 0; done < n;) {
+      const ssize_t r = ::recv(fds[0], in.data() + done, std::min(kRecord, n - done), 0);
+      if (r <= 0) {
+        state.SkipWithError("recv failed");
+        break;
+      }
+      done += static_cast<std::size_t>(r);
+    }
+  }
+  ::close(fds[0]);
+  reap(pid);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+
 void run_mp_sender(mp::Connection& end, std::size_t n) {
   const std::string out(n, 'x');
   try {
@@ -259,9 +374,10 @@ void run_mp_sender(mp::Connection& end, std::size_t n) {
   ::_exit(0);
 }
 
+template <mp::PipeKind kKind>
 void BM_Bulk_Mp(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
-  auto [parent_end, child_end] = mp::Pipe();
+  auto [parent_end, child_end] = mp::Pipe(true, kKind);
   const pid_t pid = fork_child();
   if (pid == 0) {
     parent_end.close();
@@ -294,13 +410,20 @@ void BM_Bulk_MpInto(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
 }
 
-BENCHMARK(BM_RoundTrip_Raw)->Name("RoundTrip/raw")->Arg(64)->Arg(65536)->UseRealTime();
-BENCHMARK(BM_RoundTrip_RawFramed)->Name("RoundTrip/raw_framed")->Arg(64)->Arg(65536)->UseRealTime();
-BENCHMARK(BM_RoundTrip_Mp)->Name("RoundTrip/mp")->Arg(64)->Arg(65536)->UseRealTime();
-BENCHMARK(BM_RoundTrip_MpInto)->Name("RoundTrip/mp_into")->Arg(64)->Arg(65536)->UseRealTime();
+// Round trips: {size, placement (0 unpinned, 1 both processes on cpu0)}.
+#define MP_ROUND_TRIP_ARGS ->ArgsProduct({{64, 65536}, {0, 1}})->ArgNames({"", "pinned"})->UseRealTime()
+BENCHMARK(BM_RoundTrip_Raw)->Name("RoundTrip/raw") MP_ROUND_TRIP_ARGS;
+BENCHMARK(BM_RoundTrip_RawFramed)->Name("RoundTrip/raw_framed") MP_ROUND_TRIP_ARGS;
+BENCHMARK(BM_RoundTrip_RawRecords)->Name("RoundTrip/raw_records") MP_ROUND_TRIP_ARGS;
+BENCHMARK(BM_RoundTrip_Mp<mp::PipeKind::kMessages>)->Name("RoundTrip/mp") MP_ROUND_TRIP_ARGS;
+BENCHMARK(BM_RoundTrip_Mp<mp::PipeKind::kStream>)->Name("RoundTrip/mp_stream") MP_ROUND_TRIP_ARGS;
+BENCHMARK(BM_RoundTrip_MpInto)->Name("RoundTrip/mp_into") MP_ROUND_TRIP_ARGS;
 BENCHMARK(BM_Bulk_Raw)->Name("Bulk/raw")->Arg(1 << 20)->UseRealTime();
-BENCHMARK(BM_Bulk_Mp)->Name("Bulk/mp")->Arg(1 << 20)->UseRealTime();
+BENCHMARK(BM_Bulk_RawRecords)->Name("Bulk/raw_records")->Arg(1 << 20)->UseRealTime();
+BENCHMARK(BM_Bulk_Mp<mp::PipeKind::kMessages>)->Name("Bulk/mp")->Arg(1 << 20)->UseRealTime();
+BENCHMARK(BM_Bulk_Mp<mp::PipeKind::kStream>)->Name("Bulk/mp_stream")->Arg(1 << 20)->UseRealTime();
 BENCHMARK(BM_Bulk_MpInto)->Name("Bulk/mp_into")->Arg(1 << 20)->UseRealTime();
+#undef MP_ROUND_TRIP_ARGS
 
 }  // namespace
 

@@ -31,7 +31,7 @@ namespace mp_fuzz {
 // Writes by the Connection land in the peer's receive buffer (never read; small).
 inline std::pair<mp::Connection, int> connection_fed_with(const std::uint8_t* data,
                                                           std::size_t size) {
-  auto [a, b] = mp::Pipe(true);
+  auto [a, b] = mp::Pipe(true, mp::PipeKind::kStream);  // the stream framing, byte by byte
   const int raw = b.detach();
   int buf = 4 << 20;
   ::setsockopt(raw, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);

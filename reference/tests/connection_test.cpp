@@ -175,7 +175,7 @@ class Thread {
 // ---- framing ------------------------------------------------------------------
 
 TEST(Connection, SendBytesWritesCPythonFraming) {
-  auto [a, b] = mp::Pipe();
+  auto [a, b] = mp::Pipe(true, mp::PipeKind::kStream);
   a.send_bytes("hello");
   EXPECT_EQ(to_hex(read_raw(b.fileno(), 9)), "0000000568656c6c6f");
   a.send_bytes("");
@@ -233,7 +233,7 @@ TEST(Connection, ByteSpanOverloads) {
 }
 
 TEST(Connection, ReceivesTwelveByteHeaderAndRefusesNegativeLengths) {
-  auto [a, b] = mp::Pipe();
+  auto [a, b] = mp::Pipe(true, mp::PipeKind::kStream);
   write_raw(a.fileno(), from_hex("ffffffff0000000000000003") + "xyz");
   EXPECT_EQ(b.recv_bytes(), "xyz");
   // A negative length other than -1 (CPython: an empty message) is refused, as strict asks
@@ -377,7 +377,7 @@ TEST(Connection, EofInsideMessage) {
       {from_hex("ffffffff0000"), false},
   };
   for (const auto& c : cases) {
-    auto [a, b] = mp::Pipe();
+    auto [a, b] = mp::Pipe(true, mp::PipeKind::kStream);
     write_raw(a.fileno(), c.raw);
     a.close();
     if (c.eof_error) {
@@ -496,6 +496,142 @@ TEST(Connection, RecvBytesInto) {
   a.send_bytes("12345678");
   EXPECT_EQ(b.recv_bytes_into(std::span<char>(buf)), 8u);
   EXPECT_EQ(buf, "12345678");
+}
+
+// ---- the record transport (PipeKind::kMessages, the default) -------------------------
+
+int socket_type(int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  EXPECT_EQ(::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len), 0);
+  return type;
+}
+
+// Sends one raw record (test side of the wire).
+void send_record(int fd, const std::string& bytes) {
+  ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(bytes.size()));
+}
+
+TEST(PipeRecords, DefaultIsSeqpacketStreamKindIsAStream) {
+  auto [a, b] = mp::Pipe();
+  EXPECT_EQ(socket_type(a.fileno()), SOCK_SEQPACKET);
+  auto [c, d] = mp::Pipe(true, mp::PipeKind::kStream);
+  EXPECT_EQ(socket_type(c.fileno()), SOCK_STREAM);
+  // A small message is one record: header and payload together.
+  a.send_bytes("hello");
+  char buf[64];
+  EXPECT_EQ(::recv(b.fileno(), buf, sizeof buf, 0), 9);
+  EXPECT_EQ(to_hex(std::string(buf, 9)), "0000000568656c6c6f");
+}
+
+// Sizes around the first record's limit (8 KiB with its header) and the later records' (256 KiB),
+// both receive calls, and a Connection made from a bare descriptor recognizes the transport.
+TEST(PipeRecords, MessagesOfEverySizeArriveWhole) {
+  auto [a, b] = mp::Pipe();
+  const std::vector<std::size_t> sizes = {0,         1,     1024,  1025,          8187, 8188,
+                                          8189,      65536, 270331, 270332,        270333,
+                                          1u << 20, (3u << 20) + 7};
+  Thread writer([&] {
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      a.send_bytes(pattern(sizes[i], static_cast<unsigned>(i)));
+      a.send_bytes(pattern(sizes[i], static_cast<unsigned>(i + 100)));
+    }
+  });
+  Connection reader(::dup(b.fileno()));
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_EQ(reader.recv_bytes(), pattern(sizes[i], static_cast<unsigned>(i))) << sizes[i];
+    std::string into(sizes[i] + 3, 'x');
+    EXPECT_EQ(reader.recv_bytes_into(std::span<char>(into), 3), sizes[i]);
+    EXPECT_EQ(into.substr(0, 3), "xxx");
+    EXPECT_EQ(into.substr(3), pattern(sizes[i], static_cast<unsigned>(i + 100))) << sizes[i];
+  }
+  writer.join();
+  EXPECT_FALSE(b.poll(0.0));
+}
+
+TEST(PipeRecords, BufferTooShortAndMaxlengthKeepTheirMeaning) {
+  auto [a, b] = mp::Pipe();
+  const std::string big = pattern(100000);
+  Thread writer([&] {
+    a.send_bytes(big);
+    a.send_bytes("next");
+  });
+  std::string small(10, '\0');
+  auto e = expect_throw<mp::BufferTooShort>([&] { b.recv_bytes_into(std::span<char>(small)); });
+  EXPECT_EQ(e.message(), big);
+  EXPECT_EQ(b.recv_bytes(), "next");
+  writer.join();
+  Thread writer2([&] { a.send_bytes(big); });
+  EXPECT_THROW_MSG(b.recv_bytes(99999), mp::OSError, "bad message length");
+  EXPECT_FALSE(b.readable());
+  writer2.join();
+}
+
+// Records that do not tile a message are refused like a bad header: the end stops receiving.
+TEST(PipeRecords, MalformedRecordsAreRefused) {
+  const std::vector<std::string> cases = {
+      "ab",                                    // shorter than a header
+      from_hex("00000003") + "abcde",          // bytes beyond the message's end
+      from_hex("fffffffe"),                    // a negative length
+      from_hex("ffffffff000000"),              // a cut 12-byte header
+      from_hex("00000003") + std::string(9000, 'x'),  // longer than a first record may be
+  };
+  for (const auto& c : cases) {
+    auto [a, b] = mp::Pipe();
+    const int raw = a.detach();
+    send_record(raw, c);
+    SCOPED_TRACE(to_hex(c.substr(0, 8)));
+    EXPECT_THROW_MSG(b.recv_bytes(), mp::OSError, "bad message length");
+    EXPECT_FALSE(b.readable());
+    ::close(raw);
+  }
+  // A later record that runs past the end of its message.
+  auto [a, b] = mp::Pipe();
+  const int raw = a.detach();
+  send_record(raw, from_hex("00004e20") + std::string(100, 'x'));  // 20000 bytes announced
+  send_record(raw, std::string(30000, 'y'));
+  EXPECT_THROW_MSG(b.recv_bytes(), mp::OSError, "bad message length");
+  ::close(raw);
+}
+
+TEST(PipeRecords, EndOfFileBeforeAndInsideThePayload) {
+  {
+    // Only the header came: no byte of the payload, EOFError as CPython says.
+    auto [a, b] = mp::Pipe();
+    const int raw = a.detach();
+    send_record(raw, from_hex("0000000a"));
+    ::close(raw);
+    EXPECT_THROW(b.recv_bytes(), mp::EOFError);
+  }
+  {
+    auto [a, b] = mp::Pipe();
+    const int raw = a.detach();
+    send_record(raw, from_hex("000186a0") + std::string(8188, 'x'));  // 100000 announced
+    ::close(raw);
+    EXPECT_THROW_MSG(b.recv_bytes(), mp::OSError, "got end of file during message");
+  }
+  {
+    auto [a, b] = mp::Pipe();
+    const int raw = a.detach();
+    send_record(raw, from_hex("000186a0") + std::string(8188, 'x'));
+    ::close(raw);
+    std::string into(100000, '\0');
+    EXPECT_THROW_MSG(b.recv_bytes_into(std::span<char>(into)), mp::OSError,
+                     "got end of file during message");
+  }
+}
+
+// A sender whose socket takes smaller records than 256 KiB (a shrunk send buffer) sends smaller
+// ones; a receiver takes records of any size up to the limits.
+TEST(PipeRecords, ShrunkSendBufferGivesSmallerRecords) {
+  auto [a, b] = mp::Pipe();
+  int size = 20000;  // the kernel doubles it: records of up to about 40000 bytes
+  ASSERT_EQ(::setsockopt(a.fileno(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size), 0);
+  const std::string big = pattern(1 << 20, 3);
+  Thread writer([&] { a.send_bytes(big); });
+  EXPECT_EQ(b.recv_bytes(), big);
+  writer.join();
 }
 
 // ---- Pipe(duplex=false), fork ---------------------------------------------------
@@ -740,7 +876,7 @@ TEST(Listener, MoveKeepsOwnership) {
 // ---- the handshake, byte by byte (research §2.3.4 test vectors) -------------------
 
 TEST(Handshake, AnswersLegacyChallengeWithRawMd5) {
-  auto [fake_server, client] = mp::Pipe();
+  auto [fake_server, client] = mp::Pipe(true, mp::PipeKind::kStream);
   const int fd = fake_server.fileno();
   std::string nonce;
   for (int i = 0; i < 20; ++i) nonce += static_cast<char>(i);
@@ -751,7 +887,7 @@ TEST(Handshake, AnswersLegacyChallengeWithRawMd5) {
 }
 
 TEST(Handshake, AnswersModernChallengeWithPrefixedSha256) {
-  auto [fake_server, client] = mp::Pipe();
+  auto [fake_server, client] = mp::Pipe(true, mp::PipeKind::kStream);
   const int fd = fake_server.fileno();
   std::string nonce = "{sha256}";
   for (int i = 0; i < 40; ++i) nonce += static_cast<char>(i);
@@ -791,12 +927,12 @@ TEST(Handshake, AnswerChallengeFailures) {
            "'"},
   };
   for (const auto& c : cases) {
-    auto [fake_server, client] = mp::Pipe();
+    auto [fake_server, client] = mp::Pipe(true, mp::PipeKind::kStream);
     write_raw(fake_server.fileno(), frame(c.message));
     EXPECT_THROW_MSG(mp::answer_challenge(client, "k"), mp::AuthenticationError, c.error);
   }
   // Messages over 256 bytes are refused before they are read.
-  auto [fake_server, client] = mp::Pipe();
+  auto [fake_server, client] = mp::Pipe(true, mp::PipeKind::kStream);
   write_raw(fake_server.fileno(), frame("#CHALLENGE#" + std::string(300, 'x')));
   EXPECT_THROW_MSG(mp::answer_challenge(client, "k"), mp::OSError, "bad message length");
 }
@@ -821,7 +957,7 @@ TEST(Handshake, DeliverChallengeAcceptsLegacyAndModernResponses) {
       {"sha256", "other", false, "digest received was wrong"},
   };
   for (const auto& c : cases) {
-    auto [server, fake_client] = mp::Pipe();
+    auto [server, fake_client] = mp::Pipe(true, mp::PipeKind::kStream);
     const int fd = fake_client.fileno();
     std::optional<std::string> error;
     Thread t([&] {
@@ -865,7 +1001,7 @@ TEST(Handshake, DeliverChallengeRejectsMalformedResponses) {
       {"", "unsupported message length, missing digest prefix, or unsupported digest: message=b''"},
   };
   for (const auto& [response, error_text] : cases) {
-    auto [server, fake_client] = mp::Pipe();
+    auto [server, fake_client] = mp::Pipe(true, mp::PipeKind::kStream);
     const int fd = fake_client.fileno();
     std::optional<std::string> error;
     Thread t([&] {
@@ -882,7 +1018,7 @@ TEST(Handshake, DeliverChallengeRejectsMalformedResponses) {
     EXPECT_EQ(error, error_text);
   }
   // Oversized responses: OSError, nothing else is sent.
-  auto [server, fake_client] = mp::Pipe();
+  auto [server, fake_client] = mp::Pipe(true, mp::PipeKind::kStream);
   Thread t([&] {
     EXPECT_THROW_MSG(mp::deliver_challenge(server, "k"), mp::OSError, "bad message length");
   });
@@ -895,7 +1031,7 @@ TEST(Handshake, DeliverChallengeRejectsMalformedResponses) {
 TEST(Handshake, NoncesAreRandom) {
   std::string first;
   for (int i = 0; i < 2; ++i) {
-    auto [server, fake_client] = mp::Pipe();
+    auto [server, fake_client] = mp::Pipe(true, mp::PipeKind::kStream);
     Thread t([&] { EXPECT_THROW(mp::deliver_challenge(server, "k"), mp::EOFError); });
     const std::string c = read_raw(fake_client.fileno(), 63);
     fake_client.close();
@@ -1192,7 +1328,7 @@ TEST_P(Interop, PythonClientWrongKey) {
 
 // A Pipe end handed to Python over fork+exec: no handshake, framing only.
 TEST_P(Interop, PythonConnectionOverInheritedSocket) {
-  auto [mine, theirs] = mp::Pipe();
+  auto [mine, theirs] = mp::Pipe(true, mp::PipeKind::kStream);
   const std::string script = R"PY(
 import sys
 from multiprocessing.connection import Connection

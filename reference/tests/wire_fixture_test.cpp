@@ -181,7 +181,7 @@ std::vector<std::string> fixture_names() {
 // A libmp Connection and the raw descriptor of its peer (an AF_UNIX socketpair). Every
 // socket wait is bounded: a libmp bug must fail the test, not hang it.
 std::pair<mp::Connection, int> make_pair_() {
-  auto [a, b] = mp::Pipe(true);
+  auto [a, b] = mp::Pipe(true, mp::PipeKind::kStream);  // the wire is a byte stream
   const int raw = b.detach();
   timeval tv{10, 0};
   for (int fd : {a.fileno(), raw}) {

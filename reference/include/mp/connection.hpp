@@ -9,6 +9,8 @@
 //   mp::Connection         one end of a connection: a file descriptor that
 //                          carries whole messages (send_bytes / recv_bytes)
 //   mp::Pipe()             two connected Connections (socketpair or pipe)
+//   mp::PipeKind           a Pipe's transport: records (fast, libmp peers)
+//                          or a stream (CPython's)
 //   mp::Address            an AF_UNIX path or abstract name, or an AF_INET
 //                          (host, port) pair
 //   mp::Listener           a listening socket whose accept() returns
@@ -28,7 +30,7 @@
 //
 // Example:
 //
-//   auto [left, right] = mp::Pipe();              // duplex socketpair
+//   auto [left, right] = mp::Pipe();              // duplex socketpair (records)
 //   left.send_bytes("hello");
 //   std::string m = right.recv_bytes();           // "hello"
 //   if (right.poll(0.5)) { ... }                  // wait up to 0.5 s
@@ -93,8 +95,9 @@ class Connection {
   // Connection::Connection()
   //
   // Takes ownership of `fd`, which must be an open stream (socket, pipe, or
-  // anything read()/write() moves bytes through). `readable` / `writable`
-  // say which directions this end may use.
+  // anything read()/write() moves bytes through), or a record socket made by
+  // Pipe(true, PipeKind::kMessages) (recognized with one getsockopt).
+  // `readable` / `writable` say which directions this end may use.
   //
   // Throws mp::ValueError("invalid handle") if fd < 0, and
   // mp::ValueError("at least one of `readable` and `writable` must be True")
@@ -246,31 +249,75 @@ class Connection {
   bool poll(std::optional<double> timeout = 0.0);
 
  private:
+  // Record transport: the most bytes (header included) a message's first
+  // record holds (see connection.cpp).
+  static constexpr std::size_t kFirstRecord = 8192;
+  // The start of a received message: its payload length, and (record
+  // transport) the payload bytes that came with the header.
+  struct MessageStart {
+    std::uint64_t size = 0;
+    const unsigned char* prefix_data = nullptr;
+    std::size_t prefix = 0;
+    unsigned char first[kFirstRecord];  // the first record
+  };
+
   void check_readable() const;
   void check_writable() const;
   void send_frame(const std::byte* data, std::uint64_t size);
-  // Reads a header; returns the payload length (a negative length other
-  // than -1: bad_message_length()).
-  std::uint64_t read_header();
-  // Reads exactly `size` bytes; EOF before the first -> EOFError, later ->
+  [[noreturn]] static void record_too_large();
+  // Reads up to `size` bytes of the current message: read() on a stream, one
+  // record on a record socket (a record longer than `size`:
+  // bad_message_length()). 0 at end of file.
+  std::size_t read_chunk(void* data, std::size_t size);
+  // Reads a header (and, on a record socket, the first record); a negative
+  // length other than -1: bad_message_length().
+  void read_start(MessageStart& m);
+  // Reads exactly `size` bytes; end of file before the first -> EOFError
+  // (unless `started`: part of this message came already), later ->
   // OSError("got end of file during message").
-  void read_exact(void* data, std::size_t size);
-  std::string read_payload(std::uint64_t size);
+  void read_exact(void* data, std::size_t size, bool started);
+  std::string read_payload(const MessageStart& m);
   [[noreturn]] void bad_message_length();
 
   int fd_ = -1;
   bool readable_ = false;
   bool writable_ = false;
-  bool socket_ = false;  // write with MSG_NOSIGNAL instead of blocking SIGPIPE
+  bool socket_ = false;   // write with MSG_NOSIGNAL instead of blocking SIGPIPE
+  bool records_ = false;  // SOCK_SEQPACKET (or DGRAM): a message is one or more records
+};
+
+// mp::PipeKind
+//
+// The transport of a duplex mp::Pipe().
+enum class PipeKind {
+  // An AF_UNIX SOCK_SEQPACKET socketpair (where the platform has one; else as
+  // kStream). The kernel keeps message boundaries, so a receiver gets the
+  // header and a small payload in one system call (a stream needs two: the
+  // header, then the payload, since a Connection never reads ahead): a small
+  // message's round trip is about a fifth faster than over a stream. Both
+  // ends must be libmp Connections: CPython reads a stream and would lose the
+  // rest of each record after its 4-byte header read.
+  kMessages,
+  // An AF_UNIX SOCK_STREAM socketpair: CPython's `Pipe()` transport. Use it
+  // when an end goes to a process that speaks CPython's framing with its own
+  // reads (e.g. a Python process given the descriptor).
+  kStream,
 };
 
 // mp::Pipe()
 //
-// Two connected Connections. duplex (default): an AF_UNIX socketpair, both
-// ends read and write. duplex == false: a pipe(); the first Connection only
-// reads, the second only writes (CPython's `Pipe(False)` order). Descriptors
-// are close-on-exec. Throws mp::OSError if the kernel refuses (EMFILE, ...).
-std::pair<Connection, Connection> Pipe(bool duplex = true);
+// Two connected Connections. duplex (default): a socketpair of `kind`, both
+// ends read and write. duplex == false: a pipe() (`kind` is ignored; a pipe
+// is a byte stream, as in CPython); the first Connection only reads, the
+// second only writes (CPython's `Pipe(False)` order). Descriptors are
+// close-on-exec. Throws mp::OSError if the kernel refuses (EMFILE, ...).
+//
+// Either transport carries CPython's framing (header, payload) and keeps every
+// guarantee of this header: messages never merged or split, poll(), end of
+// file, turn-taking readers. On kMessages a message travels as records (the
+// header with up to 8 KiB, then records of up to 256 KiB), which a
+// Connection made from the descriptor (any process) recognizes by itself.
+std::pair<Connection, Connection> Pipe(bool duplex = true, PipeKind kind = PipeKind::kMessages);
 
 // mp::Address
 //

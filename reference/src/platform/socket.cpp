@@ -137,10 +137,78 @@ void close_stream(int fd) noexcept {
   if (fd >= 0) ::close(fd);  // on Linux the descriptor is released even on EINTR
 }
 
-bool is_socket(int fd) noexcept {
-  struct stat st;
-  if (::fstat(fd, &st) != 0) return false;
-  return S_ISSOCK(st.st_mode);
+FdPair packet_pair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) == 0) {
+    // Room for several large records in flight (best effort: the kernel caps it at
+    // net.core.wmem_max, and senders fall back to smaller records if they must).
+    const int send_buffer = kPacketSendBuffer;
+    for (const int fd : fds) {
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer, sizeof send_buffer);
+    }
+    return {fds[0], fds[1]};
+  }
+  const int err = errno;
+  if (err == EPROTONOSUPPORT || err == ESOCKTNOSUPPORT || err == EINVAL || err == EOPNOTSUPP) {
+    return socket_pair();
+  }
+  throw_errno(err);
+}
+
+SocketKind socket_kind(int fd) noexcept {
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return SocketKind::kNotSocket;
+  return (type == SOCK_SEQPACKET || type == SOCK_DGRAM) ? SocketKind::kRecords
+                                                        : SocketKind::kStream;
+}
+
+std::size_t recv_record(int fd, void* data, std::size_t size, bool* truncated) {
+  iovec iov{data, size};
+  for (;;) {
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    const ssize_t n = ::recvmsg(fd, &msg, 0);
+    if (n >= 0) {
+      *truncated = (msg.msg_flags & MSG_TRUNC) != 0;
+      return static_cast<std::size_t>(n);
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      wait_for(fd, POLLIN);
+      continue;
+    }
+    throw_errno(err);
+  }
+}
+
+bool send_record(int fd, ConstBuffer first, ConstBuffer second) {
+  iovec iov[2];
+  int iovcnt = 0;
+  for (const ConstBuffer& b : {first, second}) {
+    if (b.size > 0) iov[iovcnt++] = {const_cast<void*>(b.data), b.size};
+  }
+  for (;;) {
+    // One contiguous part goes out with send(): the shorter kernel path (see write_once()).
+    const ssize_t n = iovcnt == 1 ? ::send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
+                                  : [&] {
+                                      msghdr msg{};
+                                      msg.msg_iov = iov;
+                                      msg.msg_iovlen = static_cast<std::size_t>(iovcnt);
+                                      return ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+                                    }();
+    if (n >= 0) return true;  // a record is sent whole
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      wait_for(fd, POLLOUT);
+      continue;
+    }
+    if (err == EMSGSIZE) return false;
+    throw_errno(err);
+  }
 }
 
 void write_all(int fd, bool socket, ConstBuffer first, ConstBuffer second) {

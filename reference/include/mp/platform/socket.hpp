@@ -37,6 +37,12 @@
 
 namespace mp::platform {
 
+// A read-only span of memory, for gather writes.
+struct ConstBuffer {
+  const void* data;
+  std::size_t size;
+};
+
 // Two descriptors made together.
 struct FdPair {
   int first;
@@ -46,21 +52,54 @@ struct FdPair {
 // AF_UNIX SOCK_STREAM socketpair; both ends read and write.
 FdPair socket_pair();
 
+// The send buffer packet_pair() asks for on each end (SO_SNDBUF; Linux doubles
+// it for its bookkeeping): with the default (208 KiB) one 256 KiB record
+// would not fit, and fewer records in flight halve the throughput.
+inline constexpr int kPacketSendBuffer = 1 << 20;
+
+// AF_UNIX SOCK_SEQPACKET socketpair (both ends read and write): the kernel
+// keeps the boundaries of what each send() wrote (a record). Each end's send
+// buffer is kPacketSendBuffer where the kernel allows it. Where the
+// platform has no SOCK_SEQPACKET for AF_UNIX (EPROTONOSUPPORT, ESOCKTNOSUPPORT,
+// EINVAL), returns a SOCK_STREAM pair instead; socket_kind() tells them apart.
+FdPair packet_pair();
+
+// What a descriptor carries, for mp::Connection's two transports.
+enum class SocketKind {
+  kNotSocket,  // a pipe, a file, a tty: a byte stream without send()
+  kStream,     // a stream socket: a byte stream
+  kRecords,    // SOCK_SEQPACKET or SOCK_DGRAM: record boundaries are kept
+};
+
+// socket_kind()
+//
+// One getsockopt(SO_TYPE). kNotSocket also for invalid descriptors.
+SocketKind socket_kind(int fd) noexcept;
+
+// recv_record()
+//
+// Receives one record of a record socket (see packet_pair()) into `data`, of
+// capacity `size`; returns its length, or 0 at end of file. A record longer
+// than `size` is cut by the kernel (its tail is lost): then `*truncated` is
+// set to true (recvmsg's MSG_TRUNC) and the length returned is `size`. EINTR
+// and EAGAIN are retried. Throws mp::OSError on failure.
+std::size_t recv_record(int fd, void* data, std::size_t size, bool* truncated);
+
+// send_record()
+//
+// Sends `first` then `second` as ONE record of a record socket (sendmsg with
+// MSG_NOSIGNAL; the kernel takes all of it or nothing). EINTR and EAGAIN are
+// retried. Returns false, sending nothing, if the record is larger than the
+// socket takes at once (EMSGSIZE), so that the caller can send smaller ones.
+// Throws mp::OSError on other failures (EPIPE when the reader is gone).
+bool send_record(int fd, ConstBuffer first, ConstBuffer second);
+
 // pipe2(): `first` is the read end, `second` the write end.
 FdPair pipe_pair();
 
 // Closes `fd`; errors (EINTR, EIO) are ignored, the descriptor is gone either
 // way on Linux.
 void close_stream(int fd) noexcept;
-
-// Whether `fd` is a socket (one fstat). False for invalid descriptors.
-bool is_socket(int fd) noexcept;
-
-// A read-only span of memory, for gather writes.
-struct ConstBuffer {
-  const void* data;
-  std::size_t size;
-};
 
 // write_all()
 //
