@@ -11,6 +11,8 @@ const char* AssertionError::kind() const noexcept { return "AssertionError"; }
 const char* TimeoutError::kind() const noexcept { return "TimeoutError"; }
 const char* OwnerDied::kind() const noexcept { return "OwnerDied"; }
 const char* RuntimeError::kind() const noexcept { return "RuntimeError"; }
+const char* Full::kind() const noexcept { return "Full"; }
+const char* Empty::kind() const noexcept { return "Empty"; }
 const char* AttributeError::kind() const noexcept { return "AttributeError"; }
 
 OSError::OSError(int errnum, const std::string& strerror)

@@ -109,6 +109,26 @@ class OwnerDied final : public Error {
   const char* kind() const noexcept override;
 };
 
+// mp::Full
+//
+// A queue had no room for a put that was told not to wait (block=false) or
+// whose timeout expired (Python's `queue.Full`). Kind "Full".
+class Full final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
+// mp::Empty
+//
+// A queue held nothing for a get that was told not to wait (block=false) or
+// whose timeout expired (Python's `queue.Empty`). Kind "Empty".
+class Empty final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
 // mp::RuntimeError
 //
 // The call is not valid for the object's current state in a way CPython
