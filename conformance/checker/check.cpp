@@ -11,6 +11,7 @@
 #include "models/rlock.hpp"
 #include "models/rwlock.hpp"
 #include "models/semaphore.hpp"
+#include "queue_check.hpp"  // check_queue_object, check_simple_queue_object
 
 namespace mpspec::check {
 
@@ -161,6 +162,8 @@ const std::map<std::string, ObjectChecker, std::less<>>& type_table() {
   static const std::map<std::string, ObjectChecker, std::less<>> table = {
       {"Event", &check_object<model::Event, &translate_event>},
       {"Lock", &check_object<model::Lock, &translate_lock>},
+      {"Queue", &check_queue_object},              // queue_check.cpp (maxsize unknown)
+      {"SimpleQueue", &check_simple_queue_object},  // ditto
       {"RLock", &check_object<model::RLock, &translate_rlock>},
       {"RWLock", &check_object<model::RWLock, &translate_rwlock>},
       {"Semaphore", &check_object<model::Semaphore, &translate_semaphore>},
