@@ -5,6 +5,10 @@
 //                      0  recv_bytes(maxlength), maxlength = 2^(byte 1 % 21) (at most 1 MiB)
 //                      1  recv_bytes(1 MiB) then pickle_loads() of each message: CPython's
 //                         Connection.recv()
+//   frame_records    (MP_FUZZ_FRAME_RECORDS) the bounded readers of `frame` over the record
+//                    transport (mp::Pipe()'s SOCK_SEQPACKET pair): after the two bytes, a list
+//                    of records, each a 2-byte big-endian length and its bytes; records that do
+//                    not tile messages must give "bad message length", never a crash or hang
 //   frame_unbounded  (MP_FUZZ_FRAME_UNBOUNDED) the readers with no bound, slow because every
 //                    header of up to 64 MiB makes libmp allocate (and zero) that much at once:
 //                      0  recv_bytes() with no maxlength (a header may announce 2^64 - 1 bytes)
@@ -27,8 +31,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 2) return 0;
   const int mode = data[0] % 2;
   const int arg = data[1];
+#ifdef MP_FUZZ_FRAME_RECORDS
+  std::size_t sent = 0;
+  auto [conn, raw] = mp_fuzz::connection_fed_with_records(data + 2, size - 2, &sent);
+#else
   auto [conn, raw] = mp_fuzz::connection_fed_with(data + 2, size - 2);
   const std::size_t sent = size - 2;
+#endif
   mp_fuzz::expect_clean([&, &conn = conn] {
     for (int i = 0; i < 4096 && !conn.closed() && conn.readable(); ++i) {
 #ifndef MP_FUZZ_FRAME_UNBOUNDED

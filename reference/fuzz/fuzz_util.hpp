@@ -49,6 +49,28 @@ inline std::pair<mp::Connection, int> connection_fed_with(const std::uint8_t* da
   return {std::move(a), raw};
 }
 
+// The same over the record transport (mp::Pipe()'s default, SOCK_SEQPACKET): `data` is a list of
+// records, each a 2-byte big-endian length then that many bytes (a cut last record is sent as
+// cut); the peer sends them (as many as the socket buffers take at once) and shuts down its
+// writing side. `*sent` is the number of record bytes sent.
+inline std::pair<mp::Connection, int> connection_fed_with_records(const std::uint8_t* data,
+                                                                  std::size_t size,
+                                                                  std::size_t* sent) {
+  auto [a, b] = mp::Pipe(true, mp::PipeKind::kMessages);
+  const int raw = b.detach();
+  *sent = 0;
+  std::size_t at = 0;
+  while (at + 2 <= size) {
+    const std::size_t len = std::min<std::size_t>((std::size_t{data[at]} << 8) | data[at + 1],
+                                                  size - at - 2);
+    if (::send(raw, data + at + 2, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) break;
+    *sent += len;
+    at += 2 + len;
+  }
+  ::shutdown(raw, SHUT_WR);
+  return {std::move(a), raw};
+}
+
 // Runs `body`; an mp::Error (libmp's documented, clean failures) is fine, anything else
 // (std::bad_alloc, std::length_error, ...) is a finding.
 template <class Body>
