@@ -18,7 +18,7 @@ import time
 from . import ROOT
 from .errors import EXIT_FAILED, EXIT_OK, EnvError, UserError
 
-TARGETS = ("frame", "frame_unbounded", "codec", "handshake")
+TARGETS = ("frame", "frame_records", "frame_unbounded", "codec", "handshake")
 DEFAULT_SECONDS = 60
 MALLOC_LIMIT_MB = 96  # libmp allocates at most 64 MiB before a payload arrives
 
