@@ -577,6 +577,25 @@ def _module_methods():
     }
 
 
+# -- Queue, JoinableQueue, SimpleQueue (spec/queue) --------------------------------------------
+
+
+def _queue_methods():
+    """The protocol methods of Queue (JoinableQueue adds task_done and join)."""
+    return {
+        "put": Method("obj", "block", "timeout"),
+        "put_nowait": Method("obj"),
+        "get": Method("block", "timeout"),
+        "get_nowait": Method(),
+        "qsize": Method(),
+        "empty": Method(),
+        "full": Method(),
+        "close": Method(),
+        "join_thread": Method(),
+        "cancel_join_thread": Method(),
+    }
+
+
 # Protocol type name -> TypeSpec.  Keep in sync with spec/protocol.md section 6.  Constructor
 # arguments arrive with their references resolved ({"$ref": name} is the object itself,
 # {"$call": [name, method]} a _BoundCall), see Driver._constructor_ref.
@@ -621,6 +640,19 @@ TYPES = {
     "Process": TypeSpec(_create_process, _process_methods(),
                         params=("task", "args", "name", "daemon", "inherited"), local=True),
     "Module": TypeSpec(lambda ctx, kw: "Module", _module_methods()),
+    # Queues (spec/queue): the context's own classes; queue.Full / queue.Empty are kinds Full /
+    # Empty (_error_kind_table).  close, join_thread and cancel_join_thread act on the calling
+    # actor's copy only, as in CPython.
+    "Queue": TypeSpec(lambda ctx, kw: ctx.Queue(**kw), _queue_methods(), params=("maxsize",)),
+    "JoinableQueue": TypeSpec(lambda ctx, kw: ctx.JoinableQueue(**kw),
+                              dict(_queue_methods(), task_done=Method(), join=Method()),
+                              params=("maxsize",)),
+    "SimpleQueue": TypeSpec(lambda ctx, kw: ctx.SimpleQueue(**kw), {
+        "put": Method("obj"),
+        "get": Method(),
+        "empty": Method(),
+        "close": Method(),
+    }),
 }
 
 

@@ -333,6 +333,8 @@ class HelloAndSetupTest(DriverTestCase):
             self.assertEqual(result["name"], MODULE)
             self.assertEqual(result["version"], module.__version__)
         lock = ["acquire", "release", "__enter__", "__exit__"]
+        queue = ["put", "put_nowait", "get", "get_nowait", "qsize", "empty", "full", "close",
+                 "join_thread", "cancel_join_thread"]
         self.assertEqual(result["types"], {
             "Lock": lock,
             "RLock": lock,
@@ -350,6 +352,9 @@ class HelloAndSetupTest(DriverTestCase):
                         "pid", "sentinel", "name", "daemon", "set_name", "set_daemon"],
             "Module": ["current_process", "parent_process", "active_children", "cpu_count",
                        "wait", "client", "set_start_method", "get_context"],
+            "Queue": queue,
+            "JoinableQueue": queue + ["task_done", "join"],
+            "SimpleQueue": ["put", "get", "empty", "close"],
         })
         self.assertEqual(set(result["features"]), {"timeout", "nonblocking", "threads", "kill",
                                                    "prelude", "independent", "uncarriable"})
@@ -371,6 +376,48 @@ class HelloAndSetupTest(DriverTestCase):
         event = d.wait_event(tag)
         self.assertLess(event["return_ns"] - event["invoke_ns"], 2 * 10**9)
         self.assertIsNone(d.value(d.call("b", "release")))
+        d.ok("teardown")
+
+
+class QueueTest(DriverTestCase):
+    """Queue, JoinableQueue, SimpleQueue (spec/queue): values cross processes; queue.Full and
+    queue.Empty are kinds Full and Empty; close is per process."""
+
+    def _kind(self, d, tag):
+        event = d.wait_event(tag)
+        self.assertEqual(event["status"], "error", event)
+        return event["error"]["kind"]
+
+    def test_queue_put_get_full_empty(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}, {"name": "b"}], objects=[_obj("Q", "Queue", maxsize=1)])
+        value = {"k": [1, 2.5, None, _b64(b"\x00\xff")]}
+        self.assertIsNone(d.value(d.call("a", "put", {"obj": value}, obj="Q")))
+        self.assertEqual(self._kind(d, d.call("a", "put_nowait", {"obj": 2}, obj="Q")), "Full")
+        self.assertEqual(d.value(d.call("b", "get", obj="Q")), value)
+        self.assertEqual(self._kind(d, d.call("b", "get", {"block": False}, obj="Q")), "Empty")
+        self.assertEqual(d.value(d.call("b", "qsize", obj="Q")), 0)
+        self.assertIsNone(d.value(d.call("a", "close", obj="Q")))
+        self.assertEqual(self._kind(d, d.call("a", "get_nowait", obj="Q")), "ValueError")
+        self.assertIsNone(d.value(d.call("b", "put", {"obj": 3}, obj="Q")))
+        self.assertEqual(d.value(d.call("b", "get", {"timeout": 5}, obj="Q")), 3)
+        d.ok("teardown")
+
+    def test_joinable_and_simple_queue(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}, {"name": "b"}],
+                objects=[_obj("J", "JoinableQueue"), _obj("S", "SimpleQueue")])
+        self.assertEqual(self._kind(d, d.call("a", "task_done", obj="J")), "ValueError")
+        self.assertIsNone(d.value(d.call("a", "put", {"obj": "t"}, obj="J")))
+        joiner = d.call("b", "join", obj="J")
+        self.assertFalse(d.returns_within(joiner, GRACE), "join returned with a task left")
+        self.assertIsNone(d.value(d.call("a", "task_done", obj="J")))
+        self.assertIsNone(d.value(joiner))
+        self.assertIsNone(d.value(d.call("a", "put", {"obj": [1, "x"]}, obj="S")))
+        self.assertIs(d.value(d.call("b", "empty", obj="S")), False)
+        self.assertEqual(d.value(d.call("b", "get", obj="S")), [1, "x"])
+        self.assertIsNone(d.value(d.call("a", "close", obj="S")))
+        self.assertEqual(self._kind(d, d.call("a", "empty", obj="S")), "OSError")
         d.ok("teardown")
 
 

@@ -390,8 +390,33 @@ std::int64_t JoinableQueue::unfinished_tasks() const {
   return shared_->unfinished.load(std::memory_order_relaxed);
 }
 
-void SimpleQueue::put(const Value& value) { queue_.put(value); }
+void SimpleQueue::check_open() const {
+  if (closed_) throw OSError("handle is closed");
+}
 
-Value SimpleQueue::get() { return queue_.get(); }
+void SimpleQueue::put_bytes(std::string_view item) {
+  check_open();
+  queue_.put_bytes(item);
+}
+
+std::string SimpleQueue::get_bytes() {
+  check_open();
+  return queue_.get_bytes();
+}
+
+void SimpleQueue::put(const Value& value) {
+  check_open();
+  queue_.put(value);
+}
+
+Value SimpleQueue::get() {
+  check_open();
+  return queue_.get();
+}
+
+bool SimpleQueue::empty() const {
+  check_open();
+  return queue_.empty();
+}
 
 }  // namespace mp

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   register_local(b);
   register_connection(b);
   register_process(b);
+  register_queue(b);
   b.map_error = [](const std::exception& e) -> std::pair<std::string, std::string> {
     if (auto* err = dynamic_cast<const mp::Error*>(&e)) return {err->kind(), err->what()};
     return {"Other", e.what()};

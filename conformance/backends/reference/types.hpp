@@ -84,5 +84,6 @@ void register_file_locks(driverkit::Backend& b);  // InterProcessLock, InterProc
 void register_local(driverkit::Backend& b);
 void register_connection(driverkit::Backend& b);  // Pipe, Connection, Listener
 void register_process(driverkit::Backend& b);     // Process and Module
+void register_queue(driverkit::Backend& b);       // Queue, JoinableQueue, SimpleQueue
 
 }  // namespace mpspec::reference_backend

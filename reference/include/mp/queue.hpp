@@ -194,21 +194,25 @@ class JoinableQueue : public Queue {
 //
 // An unbounded queue with only put, get, empty and close (CPython's
 // SimpleQueue): get() blocks without a timeout; put() never blocks for room
-// in the item count (it may wait for room in the ring's bytes).
+// in the item count (it may wait for room in the ring's bytes). After close(),
+// put(), get() and empty() on this handle throw mp::OSError("handle is
+// closed"), as CPython's (whose SimpleQueue closes its pipe ends).
 class SimpleQueue {
  public:
   explicit SimpleQueue(QueueOptions options = {}) : queue_(0, options) {}
 
-  void put_bytes(std::string_view item) { queue_.put_bytes(item); }
-  std::string get_bytes() { return queue_.get_bytes(); }
+  void put_bytes(std::string_view item);
+  std::string get_bytes();
   void put(const Value& value);
   Value get();
-  bool empty() const { return queue_.empty(); }
-  void close() noexcept { queue_.close(); }
-  bool closed() const noexcept { return queue_.closed(); }
+  bool empty() const;
+  void close() noexcept { closed_ = true; }
+  bool closed() const noexcept { return closed_; }
 
  private:
+  void check_open() const;
   Queue queue_;
+  bool closed_ = false;
 };
 
 }  // namespace mp
