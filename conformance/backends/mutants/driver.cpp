@@ -16,7 +16,9 @@
 // filelock-pidfile. InterProcessReaderWriterLock: filerwlock-write-shared. local:
 // local-per-process (see rwlock.cpp). SharedLock: shared-lock-reentrant-ok. Connection,
 // Listener, Process (connection.cpp, on the reference adapters): connection-merges-small,
-// listener-accepts-wrong-key, process-exitcode-ignores-signals.
+// listener-accepts-wrong-key, process-exitcode-ignores-signals. Queue, JoinableQueue
+// (queue.cpp, on the reference adapter): queue-lifo, queue-drops-one-in-thousand,
+// joinable-join-early, queue-never-full.
 #include <mp/errors.hpp>
 
 #include <cstring>
@@ -38,7 +40,8 @@ int main(int argc, char** argv) {
                      install_condition_mutant(which, b) || install_rlock_mutant(which, b) ||
                      install_semaphore_mutant(which, b) ||
                      install_barrier_mutant(which, b) || install_rwlock_mutant(which, b) ||
-                     install_shared_lock_mutant(which, b) || install_connection_mutant(which, b);
+                     install_shared_lock_mutant(which, b) || install_connection_mutant(which, b) ||
+                     install_queue_mutant(which, b);
   if (!known) {
     std::cerr << "mpspec_driver_mutant: unknown mutant '" << which
               << "'; see the list at the top of conformance/backends/mutants/driver.cpp\n";

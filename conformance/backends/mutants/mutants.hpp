@@ -21,5 +21,7 @@ bool install_rwlock_mutant(const std::string& which, driverkit::Backend& b);  //
 bool install_shared_lock_mutant(const std::string& which, driverkit::Backend& b);
 // Connection, Listener, Process (on the reference adapters)
 bool install_connection_mutant(const std::string& which, driverkit::Backend& b);
+// Queue, JoinableQueue (on the reference adapter)
+bool install_queue_mutant(const std::string& which, driverkit::Backend& b);
 
 }  // namespace mpspec::mutants

@@ -222,6 +222,25 @@ TEST(Queue, NonpositiveMaxsizeIsUnbounded) {
 // ---------------------------------------------------------------------------------------------
 // Queue §2, §3 put and get
 
+// A loss rare enough to slip through short scenarios (one item in a thousand, say) shows up
+// in a few thousand items: a producer actor puts 2500 while a consumer actor gets them.
+TEST(Queue, NothingLostOrReorderedAtVolume) {
+  MPSPEC_CLAUSES("[queue.no_loss] [queue.no_duplication] [queue.order.producer]");
+  Scenario s;
+  queue_scenario(s, "Queue", std::nullopt, {"a", "b"});
+  needs(s, "Queue", {"put", "get"});
+  s.needs_feature("timeout");
+  MPSPEC_START(s);
+  constexpr int kN = 2500;
+  for (int i = 0; i < kN; ++i) {
+    const CallId put = s.call("a", "Q", "put", obj(i));
+    const CallId get = s.call("b", "Q", "get", timeout_only(long_()));
+    ASSERT_TRUE(s.await(put).ok(nullptr)) << "put " << i << ": " << s.result(put);
+    const CallResult got = s.await(get);
+    ASSERT_TRUE(has_value(got, i)) << "the " << i << "th get (one producer, FIFO): " << got;
+  }
+}
+
 TEST(Queue, PutThenGetInAnotherProcessIsFifo) {
   MPSPEC_CLAUSES(
       "[queue.put.returns] [queue.get.returns] [queue.order.producer] [queue.process.shared]"
