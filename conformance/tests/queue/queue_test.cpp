@@ -203,6 +203,40 @@ TEST(Queue, MaxsizeBoundsTheQueue) {
   check_bounded_put_get(s);
 }
 
+// Every maxsize in 1..32767 is accepted, and on Linux (where the suite runs) up to 2**31 - 1: the
+// smallest and the largest, each with a put and a get.
+TEST(Queue, MaxsizeRangeIsAccepted) {
+  MPSPEC_CLAUSES("[queue.construct.maxsize.range]");
+  for (std::int64_t maxsize : {std::int64_t{1}, std::int64_t{32767}, std::int64_t{2147483647}}) {
+    SCOPED_TRACE("maxsize " + std::to_string(maxsize));
+    Scenario s;
+    queue_scenario(s, "Queue", maxsize, {"a"});
+    needs(s, "Queue", {"put_nowait", "get_nowait"});
+    MPSPEC_START(s);
+    EXPECT_TRUE(s.await(s.call("a", "Q", "put_nowait", obj("x"))).ok(nullptr));
+    EXPECT_TRUE(has_value(s.await(s.call("a", "Q", "get_nowait")), "x"));
+  }
+}
+
+// A maxsize beyond what the backend can honour (2**63 - 1) fails the construction: setup
+// reports SetupError. (The clause also allows a backend that truly honours it; no backend here
+// claims that, and a test cannot fill such a queue to tell.)
+TEST(Queue, MaxsizeTooLargeFailsTheSetup) {
+  MPSPEC_CLAUSES("[queue.construct.maxsize.too_large]");
+  if (!Backend::get().has_type("Queue")) GTEST_SKIP() << "UNSUPPORTED: the backend has no Queue";
+  Scenario s;
+  s.object("Q", "Queue", Json{{"maxsize", std::numeric_limits<std::int64_t>::max()}}).actor("a");
+  std::string err;
+  try {
+    const std::string why = s.start();
+    if (!why.empty()) GTEST_SKIP() << "UNSUPPORTED: " << why;
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  EXPECT_NE(err.find("SetupError"), std::string::npos)
+      << "Queue(2**63 - 1) was created; a backend must refuse a bound it cannot honour: " << err;
+}
+
 TEST(Queue, NonpositiveMaxsizeIsUnbounded) {
   MPSPEC_CLAUSES("[queue.construct.maxsize.nonpositive]");
   for (std::int64_t maxsize : {0, -5}) {
