@@ -184,6 +184,24 @@ std::uint32_t announce_sleeper(std::atomic<std::uint32_t>& word) noexcept {
   return v;
 }
 
+// One wait of a blocked call, with the guard held on entry and on return: while `spins` lasts,
+// it gives the guard up for a moment (no system call); then it announces itself on `word` and
+// sleeps there until a change, the deadline or the re-check interval.
+void wait_for_change(Guard& guard, std::atomic<std::uint32_t>& word, int& spins,
+                     const platform::Deadline& deadline) {
+  if (spins > 0) {
+    --spins;
+    guard.unlock();
+    platform::futex::cpu_relax();
+    guard.lock_again();
+    return;
+  }
+  const std::uint32_t expected = announce_sleeper(word);
+  guard.unlock();
+  sleep_on(word, expected, deadline);
+  guard.lock_again();
+}
+
 // The bytes a record of `n` item bytes takes if written at `tail`, wrap
 // filler included.
 std::uint64_t needed_at(const QueueShared& q, std::uint64_t tail, std::uint64_t n) noexcept {
@@ -269,17 +287,7 @@ void Queue::put_bytes(std::span<const std::byte> item, bool block, std::optional
       return;
     }
     if (deadline.has_passed()) throw Full("");
-    if (spins > 0) {
-      --spins;
-      guard.unlock();
-      platform::futex::cpu_relax();
-      guard.lock_again();
-      continue;
-    }
-    const std::uint32_t expected = announce_sleeper(q.not_full);
-    guard.unlock();
-    sleep_on(q.not_full, expected, deadline);
-    guard.lock_again();
+    wait_for_change(guard, q.not_full, spins, deadline);
   }
 }
 
@@ -316,17 +324,7 @@ std::string Queue::get_bytes(bool block, std::optional<double> timeout) {
       return item;
     }
     if (deadline.has_passed()) throw Empty("");
-    if (spins > 0) {
-      --spins;
-      guard.unlock();
-      platform::futex::cpu_relax();
-      guard.lock_again();
-      continue;
-    }
-    const std::uint32_t expected = announce_sleeper(q.not_empty);
-    guard.unlock();
-    sleep_on(q.not_empty, expected, deadline);
-    guard.lock_again();
+    wait_for_change(guard, q.not_empty, spins, deadline);
   }
 }
 
@@ -378,10 +376,8 @@ bool JoinableQueue::join(std::optional<double> timeout) const {
   for (;;) {
     if (q.unfinished.load(std::memory_order_relaxed) == 0) return true;
     if (deadline.has_passed()) return false;
-    const std::uint32_t expected = announce_sleeper(q.all_done);
-    guard.unlock();
-    sleep_on(q.all_done, expected, deadline);
-    guard.lock_again();
+    int no_spins = 0;
+    wait_for_change(guard, q.all_done, no_spins, deadline);
   }
 }
 
