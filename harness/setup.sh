@@ -10,9 +10,9 @@ set -euo pipefail
 # Libraries and tools, checked with dpkg-query.
 packages=(libgtest-dev librapidcheck-dev libbenchmark-dev nlohmann-json3-dev libssl-dev python3)
 # Optional: backends that run only when their package is there (python3-multiprocess: backend
-# multiprocess; python3-fasteners: backend fasteners). Installed when missing, best effort: a
-# failure is reported, never fatal.
-optional=(python3-multiprocess python3-fasteners)
+# multiprocess; python3-fasteners: backend fasteners; libboost-dev: the Boost.Interprocess peers
+# of the benchmarks). Installed when missing, best effort: a failure is reported, never fatal.
+optional=(python3-multiprocess python3-fasteners libboost-dev)
 # Commands: their Debian package is installed only when the command is absent (a cmake or a
 # compiler from elsewhere is fine).
 declare -A commands=([cmake]=cmake [g++]=g++)

@@ -14,9 +14,13 @@
 //                            (after a warm-up), so interpreter start-up is not
 //                            counted. Manual time: the mean of one item.
 //
+//   Throughput/boost/N       Boost.Interprocess message_queue (when the build
+//                            found Boost's headers: MP_BENCH_HAVE_BOOST): a
+//                            named queue of 1024 messages of at most N bytes,
+//                            a forked child send()s, the parent receive()s.
+//
 // The issue's goals (issue 6): >= 40x CPython at 64 B; >= 1.5x Boost's
-// message_queue at 64 B and 4 KiB (Boost is not measured here yet: it needs
-// libboost-dev).
+// message_queue at 64 B and 4 KiB.
 #include <benchmark/benchmark.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -28,6 +32,10 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+
+#if MP_BENCH_HAVE_BOOST
+#include <boost/interprocess/ipc/message_queue.hpp>
+#endif
 
 #include "mp/errors.hpp"
 #include "mp/queue.hpp"
@@ -86,6 +94,35 @@ void BM_Throughput_MpValues(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
 }
 
+#if MP_BENCH_HAVE_BOOST
+void BM_Throughput_Boost(benchmark::State& state) {
+  namespace bip = boost::interprocess;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const std::string name = "mp_bench_mq_" + std::to_string(::getpid());
+  bip::message_queue::remove(name.c_str());
+  {
+    bip::message_queue q(bip::create_only, name.c_str(), 1024, n);
+    const pid_t pid = fork_child();
+    if (pid == 0) {
+      bip::message_queue child(bip::open_only, name.c_str());
+      const std::string item(n, 'x');
+      for (;;) child.send(item.data(), item.size(), 0);
+    }
+    std::string buffer(n, '\0');
+    bip::message_queue::size_type received = 0;
+    unsigned int priority = 0;
+    for (auto _ : state) {
+      q.receive(buffer.data(), buffer.size(), received, priority);
+      benchmark::DoNotOptimize(received);
+    }
+    stop(pid);
+  }
+  bip::message_queue::remove(name.c_str());
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+#endif
+
 // Mean seconds per item of CPython's Queue moving `count` items of `size`
 // bytes from a fork child to the parent; nullopt if python3 is missing or fails.
 std::optional<double> cpython_seconds_per_item(int count, std::size_t size) {
@@ -138,6 +175,9 @@ void BM_Throughput_Cpython(benchmark::State& state) {
 
 BENCHMARK(BM_Throughput_MpBytes)->Name("Throughput/mp_bytes")->Arg(64)->Arg(4096)->UseRealTime();
 BENCHMARK(BM_Throughput_MpValues)->Name("Throughput/mp_values")->Arg(64)->Arg(4096)->UseRealTime();
+#if MP_BENCH_HAVE_BOOST
+BENCHMARK(BM_Throughput_Boost)->Name("Throughput/boost")->Arg(64)->Arg(4096)->UseRealTime();
+#endif
 BENCHMARK(BM_Throughput_Cpython)
     ->Name("Throughput/cpython")
     ->Arg(64)
