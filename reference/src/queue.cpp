@@ -4,21 +4,43 @@
 // Layout of the shared segment: a QueueShared header, then the ring. Positions
 // (head, tail) count bytes from the queue's creation and only grow; a
 // position's place in the ring is position % capacity. A record starts at an
-// 8-byte boundary: an 8-byte frame (the item's length, and a marker), then the
+// 8-byte boundary: a 16-byte frame (the item's length, a marker, and the
+// record's sequence number: the count of records put before it), then the
 // item, padded to 8. A record never wraps: where the rest of the ring is too
-// short for it, a wrap frame fills the rest and the record starts at the ring's
-// beginning.
+// short for it, a wrap frame (carrying the next record's sequence number)
+// fills the rest and the record starts at the ring's beginning.
 //
-// Every call runs under the guard (a robust, process-shared glibc mutex), so
-// the calls are linearizable in the order they take it. A call that changes
-// the queue first writes what it is about to do into the journal (the
-// operation, the position that publishes it, and the counters' values after
-// it), then makes its one publishing store (tail for a put, head for a get),
-// then stores the counters, then clears the journal. When a holder dies, the
-// next locker gets EOWNERDEAD and repairs: if the publishing store happened
-// (the position is the journal's), it stores the journal's counters (rolls
-// forward); otherwise nothing was published and it only clears the journal
-// (rolls back: a half-written record beyond the tail is never read).
+// Two robust, process-shared glibc mutexes: producers take the put guard,
+// consumers the get guard, so a producer and a consumer never wait for each
+// other (nor copy their items one after the other). A put is linearized at its
+// publishing store of the tail, a get at its store of the head; each is one
+// aligned 64-bit store, so a killed call either happened entirely or not at
+// all. The records in the queue are [head, tail): a consumer sees items by
+// loading the tail, a producer sees free room by loading the head.
+//
+// Counting. The producers keep `puts`, the number of records published. The
+// number of items in the queue is 0 when head == tail, else puts minus the
+// sequence number in the frame at the head (the next record to be taken):
+// exact whenever the put guard is held, because only producers write frames
+// and the frame at the head cannot be overwritten before the head passes it.
+// Each side caches the other side's position as it last loaded it (the
+// producers the head, the consumers the tail) and loads it afresh only when
+// the cached one shows no room or no item: a stale head only understates the
+// room and overstates the count, a stale tail only hides items.
+// A put first notes in a journal the tail and count it is about to publish,
+// then writes the record, stores the tail, stores `puts`, and clears the
+// journal. A producer killed holding the put guard is repaired by the next one
+// (EOWNERDEAD): if the tail is the journal's, the record was published and
+// `puts` is rolled forward; otherwise the half-written record beyond the tail
+// is ignored (rolled back). A consumer killed holding the get guard needs no
+// repair: its one store decides. JoinableQueue counts finished tasks (`done`)
+// under the put guard: the unfinished tasks are puts - done.
+//
+// Sleeping. Waiters sleep on futex words (a change counter, and a "sleepers"
+// bit). A waiter sets the bit with an atomic read-modify-write, then looks at
+// the queue again before sleeping; a changer makes its publishing store and
+// then loads the word (sequentially consistent on both sides), so either the
+// waiter sees the change or the changer sees the bit and wakes it.
 #include "mp/queue.hpp"
 
 #include <pthread.h>
@@ -43,32 +65,48 @@ namespace detail {
 constexpr std::uint32_t kSleepers = 0x80000000u;  // a futex word's "someone may sleep" bit
 constexpr std::uint32_t kRecordMarker = 0x51554555u;  // "QUEU"
 constexpr std::uint32_t kWrapMarker = 0x57524150u;    // "WRAP"
-constexpr std::uint64_t kFrame = 8;
+constexpr std::uint64_t kFrame = 16;
 // A sleeping waiter re-checks the queue at least this often, in case the
 // process that changed it was killed before waking the sleepers.
 constexpr std::int64_t kRecheckNs = 100'000'000;
-// Before sleeping, a waiter checks the queue this many times (no system call):
-// a producer and a consumer on two CPUs then rarely need a futex wake.
-constexpr int kSpins = 200;
+// Before sleeping, a waiter watches the queue for about this many CPU pauses
+// (some 20 ns each; no system call, no guard held): a producer and a consumer
+// on two CPUs then rarely need a futex wake. It looks at the queue after 1, 2,
+// 4, ... pauses, up to the waiter's cap: every look pulls a cache line that
+// the other side is writing.
+constexpr int kSpins = 2000;
+constexpr int kGetPauseCap = 8;
+constexpr int kPutPauseCap = 32;
 
-enum class JournalOp : std::uint32_t { kNone = 0, kPut = 1, kGet = 2 };
+struct Frame {
+  std::uint32_t length;
+  std::uint32_t marker;
+  std::uint64_t seq;
+};
+static_assert(sizeof(Frame) == kFrame);
 
 struct QueueShared {
-  pthread_mutex_t guard;
   std::uint64_t capacity = 0;  // ring bytes, a multiple of 8
   std::int64_t maxsize = 0;
   bool joinable = false;
-  // The state. head/tail/count are read without the guard only as hints
-  // (spinning before a sleep); every decision is made under the guard.
-  std::atomic<std::uint64_t> head{0};
+  // The producers' side, written under put_guard.
+  alignas(64) pthread_mutex_t put_guard;
   std::atomic<std::uint64_t> tail{0};
-  std::atomic<std::int64_t> count{0};
-  std::atomic<std::int64_t> unfinished{0};
-  // The journal of the call in progress (valid while op != kNone).
-  std::atomic<JournalOp> op{JournalOp::kNone};
-  std::atomic<std::uint64_t> journal_position{0};
-  std::atomic<std::int64_t> journal_count{0};
-  std::atomic<std::int64_t> journal_unfinished{0};
+  std::atomic<std::int64_t> puts{0};  // records published since creation
+  std::atomic<std::int64_t> done{0};  // JoinableQueue: task_done() calls
+  // The head as a producer last loaded it (<= head): room it shows is there
+  // without touching the consumers' cache line.
+  std::atomic<std::uint64_t> cached_head{0};
+  // The journal of the put in progress (valid while put_pending).
+  std::atomic<std::uint32_t> put_pending{0};
+  std::atomic<std::uint64_t> journal_tail{0};
+  std::atomic<std::int64_t> journal_puts{0};
+  // The consumers' side, written under get_guard.
+  alignas(64) pthread_mutex_t get_guard;
+  std::atomic<std::uint64_t> head{0};
+  // The tail as a consumer last loaded it (<= tail): records before it are
+  // published.
+  std::atomic<std::uint64_t> cached_tail{0};
   // Futex words: a change counter (low 31 bits) and kSleepers.
   alignas(64) std::atomic<std::uint32_t> not_empty{0};
   alignas(64) std::atomic<std::uint32_t> not_full{0};
@@ -76,12 +114,15 @@ struct QueueShared {
   alignas(64) unsigned char ring[1];  // `capacity` bytes
 
   unsigned char* at(std::uint64_t position) noexcept { return ring + position % capacity; }
+  const unsigned char* at(std::uint64_t position) const noexcept {
+    return ring + position % capacity;
+  }
 };
 
 struct QueueMemory {
   platform::SharedMapping mapping;
   ~QueueMemory() {
-    // The guard is not destroyed: other processes may still use the queue.
+    // The guards are not destroyed: other processes may still use the queue.
   }
 };
 
@@ -89,7 +130,7 @@ struct QueueMemory {
 
 namespace {
 
-using detail::JournalOp;
+using detail::Frame;
 using detail::kFrame;
 using detail::QueueShared;
 
@@ -101,105 +142,131 @@ platform::Deadline deadline_for(bool block, std::optional<double> timeout) {
   return platform::Deadline::after(*timeout);  // NaN -> ValueError
 }
 
-// Rolls the journal forward or back (see the file comment). Called with the
-// guard held, after EOWNERDEAD.
-void repair(QueueShared& q) noexcept {
-  const JournalOp op = q.op.load(std::memory_order_acquire);
-  const std::uint64_t position = q.journal_position.load(std::memory_order_relaxed);
-  const bool published = (op == JournalOp::kPut && q.tail.load() == position) ||
-                         (op == JournalOp::kGet && q.head.load() == position);
-  if (published) {
-    q.count.store(q.journal_count.load());
-    q.unfinished.store(q.journal_unfinished.load());
-  }
-  q.op.store(JournalOp::kNone, std::memory_order_release);
+Frame frame_at(const QueueShared& q, std::uint64_t position) noexcept {
+  Frame f;
+  std::memcpy(&f, q.at(position), kFrame);
+  return f;
 }
 
-// Bumps a futex word's change counter; returns whether someone may sleep on it.
+// The number of items in the queue, given the head and the tail; exact when
+// the put guard is held (see the file comment).
+std::int64_t items(const QueueShared& q, std::uint64_t head, std::uint64_t tail) noexcept {
+  if (head == tail) return 0;
+  return q.puts.load(std::memory_order_relaxed) -
+         static_cast<std::int64_t>(frame_at(q, head).seq);
+}
+
+// Rolls the put journal forward or back. Called with the put guard held,
+// after EOWNERDEAD.
+void repair_puts(QueueShared& q) noexcept {
+  if (q.put_pending.load(std::memory_order_acquire) == 0) return;
+  if (q.tail.load(std::memory_order_relaxed) == q.journal_tail.load(std::memory_order_relaxed)) {
+    q.puts.store(q.journal_puts.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  q.put_pending.store(0, std::memory_order_release);
+}
+
+// Bumps a futex word's change counter and clears its sleepers bit; returns
+// whether the bit was set.
 bool bump(std::atomic<std::uint32_t>& word) noexcept {
-  const std::uint32_t w = word.load(std::memory_order_relaxed);
-  word.store((w + 1) & ~detail::kSleepers, std::memory_order_release);
+  std::uint32_t w = word.load(std::memory_order_relaxed);
+  while (!word.compare_exchange_weak(w, (w + 1) & ~detail::kSleepers, std::memory_order_seq_cst,
+                                     std::memory_order_relaxed)) {
+  }
   return (w & detail::kSleepers) != 0;
 }
 
-// The guard, held for a scope.
+// After a publishing store (sequentially consistent): wakes the sleepers of
+// `word`, if there may be any.
+void wake_sleepers(std::atomic<std::uint32_t>& word) noexcept {
+  if ((word.load(std::memory_order_seq_cst) & detail::kSleepers) == 0) return;
+  if (bump(word)) platform::futex::wake(word, platform::futex::kWakeAll);
+}
+
+// Wakes every sleeper of the queue (after a repair: the dead process may have
+// changed the queue without waking anyone).
+void wake_everyone(QueueShared& q) noexcept {
+  for (auto* w : {&q.not_empty, &q.not_full, &q.all_done}) {
+    bump(*w);
+    platform::futex::wake(*w, platform::futex::kWakeAll);
+  }
+}
+
+// One of the two guards, held for a scope.
 class Guard {
  public:
-  explicit Guard(QueueShared& q) : q_(q) {
-    const int rc = ::pthread_mutex_lock(&q_.guard);
-    if (rc == EOWNERDEAD) {
-      repair(q_);
-      ::pthread_mutex_consistent(&q_.guard);
-      // The dead holder may have changed the queue without waking anyone.
-      wake_all_ = true;
-    } else if (rc != 0) {
-      throw std::system_error(rc, std::generic_category(), "pthread_mutex_lock");
-    }
-  }
+  enum Side { kPut, kGet };
+  Guard(QueueShared& q, Side side) : q_(q), side_(side) { lock(); }
   ~Guard() { unlock(); }
   Guard(const Guard&) = delete;
   Guard& operator=(const Guard&) = delete;
 
+  void lock() {
+    pthread_mutex_t* m = side_ == kPut ? &q_.put_guard : &q_.get_guard;
+    const int rc = ::pthread_mutex_lock(m);
+    if (rc == EOWNERDEAD) {
+      if (side_ == kPut) repair_puts(q_);
+      ::pthread_mutex_consistent(m);
+      repaired_ = true;
+    } else if (rc != 0) {
+      throw std::system_error(rc, std::generic_category(), "pthread_mutex_lock");
+    }
+    held_ = true;
+  }
   void unlock() noexcept {
     if (!held_) return;
     held_ = false;
-    ::pthread_mutex_unlock(&q_.guard);
-    if (wake_all_) {
-      wake_all_ = false;
-      for (auto* w : {&q_.not_empty, &q_.not_full, &q_.all_done}) {
-        bump(*w);
-        platform::futex::wake(*w, platform::futex::kWakeAll);
-      }
+    ::pthread_mutex_unlock(side_ == kPut ? &q_.put_guard : &q_.get_guard);
+    if (repaired_) {
+      repaired_ = false;
+      wake_everyone(q_);
     }
-  }
-  void lock_again() {
-    Guard fresh(q_);  // takes and repairs like the constructor
-    fresh.held_ = false;
-    held_ = true;
-    wake_all_ = wake_all_ || fresh.wake_all_;
-    fresh.wake_all_ = false;
   }
 
  private:
   QueueShared& q_;
-  bool held_ = true;
-  bool wake_all_ = false;
+  Side side_;
+  bool held_ = false;
+  bool repaired_ = false;
 };
 
-// Sleeps on `word` (kSleepers set under the guard by the caller, which then
-// released the guard) until woken, the deadline, or the re-check interval.
-void sleep_on(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-              const platform::Deadline& deadline) {
-  const std::int64_t recheck = platform::monotonic_now_ns() + detail::kRecheckNs;
-  const platform::Deadline slice =
-      deadline.is_never() || deadline.monotonic_ns() > recheck ? platform::Deadline::at(recheck)
-                                                               : deadline;
-  platform::futex::wait(word, expected, &slice);
-}
-
-// Marks `word` as slept on (under the guard); returns the value to sleep on.
-std::uint32_t announce_sleeper(std::atomic<std::uint32_t>& word) noexcept {
-  const std::uint32_t v = word.load(std::memory_order_relaxed) | detail::kSleepers;
-  word.store(v, std::memory_order_relaxed);
-  return v;
-}
-
-// One wait of a blocked call, with the guard held on entry and on return: while `spins` lasts,
-// it gives the guard up for a moment (no system call); then it announces itself on `word` and
-// sleeps there until a change, the deadline or the re-check interval.
-void wait_for_change(Guard& guard, std::atomic<std::uint32_t>& word, int& spins,
+// One wait of a blocked call, with the guard held on entry and on return,
+// until `watched` (the tail, the head, or the count of finished tasks) may
+// have moved on from `seen`. First, while `spins` lasts, it watches without
+// the guard and without a system call, until `watched` has moved `batch` past
+// `seen` (a full queue's producer waits for a quarter of the queue to be
+// taken rather than one item, so that producer and consumer work on distant
+// parts of the ring instead of taking turns on the same cache lines; only the
+// timing of a blocked call changes). If it has moved at all by then, it
+// returns; otherwise it announces itself on the futex word, looks once more,
+// and sleeps until a change, the deadline or the re-check interval.
+template <typename Watched>
+void wait_for_change(Guard& guard, const std::atomic<Watched>& watched, Watched seen, Watched batch,
+                     int pause_cap, std::atomic<std::uint32_t>& word, int& spins,
                      const platform::Deadline& deadline) {
-  if (spins > 0) {
-    --spins;
-    guard.unlock();
-    platform::futex::cpu_relax();
-    guard.lock_again();
-    return;
-  }
-  const std::uint32_t expected = announce_sleeper(word);
   guard.unlock();
-  sleep_on(word, expected, deadline);
-  guard.lock_again();
+  if (spins > 0) {
+    int pauses = 1;
+    while (spins > 0 && watched.load(std::memory_order_acquire) - seen < batch) {
+      for (int i = 0; i < pauses; ++i) platform::futex::cpu_relax();
+      spins -= pauses;
+      pauses = std::min(pauses * 2, pause_cap);
+    }
+    if (watched.load(std::memory_order_acquire) != seen) {
+      guard.lock();
+      return;
+    }
+  }
+  const std::uint32_t expected = word.fetch_or(detail::kSleepers, std::memory_order_seq_cst) |
+                                 detail::kSleepers;
+  if (watched.load(std::memory_order_seq_cst) == seen) {
+    const std::int64_t recheck = platform::monotonic_now_ns() + detail::kRecheckNs;
+    const platform::Deadline slice =
+        deadline.is_never() || deadline.monotonic_ns() > recheck ? platform::Deadline::at(recheck)
+                                                                 : deadline;
+    platform::futex::wait(word, expected, &slice);
+  }
+  guard.lock();
 }
 
 // The bytes a record of `n` item bytes takes if written at `tail`, wrap
@@ -228,7 +295,8 @@ Queue::Queue(std::int64_t maxsize, QueueOptions options, bool joinable) {
   ::pthread_mutexattr_init(&attr);
   ::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
   ::pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  const int rc = ::pthread_mutex_init(&shared_->guard, &attr);
+  int rc = ::pthread_mutex_init(&shared_->put_guard, &attr);
+  if (rc == 0) rc = ::pthread_mutex_init(&shared_->get_guard, &attr);
   ::pthread_mutexattr_destroy(&attr);
   if (rc != 0) throw std::system_error(rc, std::generic_category(), "pthread_mutex_init");
 }
@@ -254,40 +322,47 @@ void Queue::put_bytes(std::span<const std::byte> item, bool block, std::optional
   }
   const platform::Deadline deadline = deadline_for(block, timeout);
   int spins = block ? detail::kSpins : 0;
-  Guard guard(q);
+  Guard guard(q, Guard::kPut);
   for (;;) {
-    const std::uint64_t head = q.head.load(std::memory_order_relaxed);
     const std::uint64_t tail = q.tail.load(std::memory_order_relaxed);
-    const std::int64_t count = q.count.load(std::memory_order_relaxed);
     const std::uint64_t need = needed_at(q, tail, n);
-    if (count < q.maxsize && (tail - head) + need <= q.capacity) {
-      // Journal, write, publish, count.
+    // The cached head is <= the head, so the room and the count it shows are
+    // conservative; only a fresh head decides that there is no room.
+    std::uint64_t head = q.cached_head.load(std::memory_order_relaxed);
+    bool fits = items(q, head, tail) < q.maxsize && (tail - head) + need <= q.capacity;
+    if (!fits) {
+      head = q.head.load(std::memory_order_acquire);
+      q.cached_head.store(head, std::memory_order_relaxed);
+      fits = items(q, head, tail) < q.maxsize && (tail - head) + need <= q.capacity;
+    }
+    if (fits) {
+      const std::int64_t puts = q.puts.load(std::memory_order_relaxed);
       const std::uint64_t new_tail = tail + need;
-      q.journal_position.store(new_tail, std::memory_order_relaxed);
-      q.journal_count.store(count + 1, std::memory_order_relaxed);
-      q.journal_unfinished.store(q.unfinished.load() + (q.joinable ? 1 : 0),
-                                 std::memory_order_relaxed);
-      q.op.store(JournalOp::kPut, std::memory_order_release);
+      // Journal, write, publish, count.
+      q.journal_tail.store(new_tail, std::memory_order_relaxed);
+      q.journal_puts.store(puts + 1, std::memory_order_relaxed);
+      q.put_pending.store(1, std::memory_order_release);
       std::uint64_t at = tail;
+      const auto seq = static_cast<std::uint64_t>(puts);
       if (need != kFrame + padded(n)) {  // wrap filler to the end of the ring
-        const std::uint32_t frame[2] = {0, detail::kWrapMarker};
-        std::memcpy(q.at(at), frame, kFrame);
+        const Frame wrap{0, detail::kWrapMarker, seq};
+        std::memcpy(q.at(at), &wrap, kFrame);
         at += q.capacity - at % q.capacity;
       }
-      const std::uint32_t frame[2] = {static_cast<std::uint32_t>(n), detail::kRecordMarker};
-      std::memcpy(q.at(at), frame, kFrame);
+      const Frame frame{static_cast<std::uint32_t>(n), detail::kRecordMarker, seq};
+      std::memcpy(q.at(at), &frame, kFrame);
       if (n > 0) std::memcpy(q.at(at) + kFrame, item.data(), n);
-      q.tail.store(new_tail, std::memory_order_release);  // the item is in the queue
-      q.count.store(count + 1, std::memory_order_relaxed);
-      if (q.joinable) q.unfinished.store(q.journal_unfinished.load(), std::memory_order_relaxed);
-      q.op.store(JournalOp::kNone, std::memory_order_release);
-      const bool wake = bump(q.not_empty);
+      q.tail.store(new_tail, std::memory_order_seq_cst);  // the item is in the queue
+      q.puts.store(puts + 1, std::memory_order_relaxed);
+      q.put_pending.store(0, std::memory_order_release);
       guard.unlock();
-      if (wake) platform::futex::wake(q.not_empty, platform::futex::kWakeAll);
+      wake_sleepers(q.not_empty);
       return;
     }
     if (deadline.has_passed()) throw Full("");
-    wait_for_change(guard, q.not_full, spins, deadline);
+    wait_for_change(guard, q.head, head, std::max<std::uint64_t>((tail - head) / 4, 1),
+                    detail::kPutPauseCap, q.not_full,
+                    spins, deadline);
   }
 }
 
@@ -296,35 +371,32 @@ std::string Queue::get_bytes(bool block, std::optional<double> timeout) {
   QueueShared& q = *shared_;
   const platform::Deadline deadline = deadline_for(block, timeout);
   int spins = block ? detail::kSpins : 0;
-  Guard guard(q);
+  Guard guard(q, Guard::kGet);
   for (;;) {
-    const std::int64_t count = q.count.load(std::memory_order_relaxed);
-    if (count > 0) {
-      std::uint64_t at = q.head.load(std::memory_order_relaxed);
-      std::uint32_t frame[2];
-      std::memcpy(frame, q.at(at), kFrame);
-      if (frame[1] == detail::kWrapMarker) {
+    const std::uint64_t head = q.head.load(std::memory_order_relaxed);
+    std::uint64_t tail = q.cached_tail.load(std::memory_order_relaxed);
+    if (head == tail) {
+      tail = q.tail.load(std::memory_order_acquire);
+      q.cached_tail.store(tail, std::memory_order_relaxed);
+    }
+    if (head != tail) {
+      std::uint64_t at = head;
+      Frame frame = frame_at(q, at);
+      if (frame.marker == detail::kWrapMarker) {
         at += q.capacity - at % q.capacity;
-        std::memcpy(frame, q.at(at), kFrame);
+        frame = frame_at(q, at);
       }
-      if (frame[1] != detail::kRecordMarker) std::abort();  // the ring is corrupt: a libmp bug
-      const std::uint64_t n = frame[0];
+      if (frame.marker != detail::kRecordMarker) std::abort();  // the ring is corrupt: a libmp bug
+      const std::uint64_t n = frame.length;
       std::string item(reinterpret_cast<const char*>(q.at(at) + kFrame), n);
-      const std::uint64_t new_head = at + kFrame + padded(n);
-      q.journal_position.store(new_head, std::memory_order_relaxed);
-      q.journal_count.store(count - 1, std::memory_order_relaxed);
-      q.journal_unfinished.store(q.unfinished.load(), std::memory_order_relaxed);
-      q.op.store(JournalOp::kGet, std::memory_order_release);
-      q.head.store(new_head, std::memory_order_release);  // the item is taken
-      q.count.store(count - 1, std::memory_order_relaxed);
-      q.op.store(JournalOp::kNone, std::memory_order_release);
-      const bool wake = bump(q.not_full);
+      q.head.store(at + kFrame + padded(n), std::memory_order_seq_cst);  // the item is taken
       guard.unlock();
-      if (wake) platform::futex::wake(q.not_full, platform::futex::kWakeAll);
+      wake_sleepers(q.not_full);
       return item;
     }
     if (deadline.has_passed()) throw Empty("");
-    wait_for_change(guard, q.not_empty, spins, deadline);
+    wait_for_change(guard, q.tail, tail, std::uint64_t{1}, detail::kGetPauseCap, q.not_empty,
+                    spins, deadline);
   }
 }
 
@@ -342,8 +414,9 @@ Value Queue::get(bool block, std::optional<double> timeout) {
 Value Queue::get_nowait() { return get(false); }
 
 std::int64_t Queue::qsize() const {
-  Guard guard(*shared_);
-  return shared_->count.load(std::memory_order_relaxed);
+  QueueShared& q = *shared_;
+  Guard guard(q, Guard::kPut);
+  return items(q, q.head.load(std::memory_order_acquire), q.tail.load(std::memory_order_relaxed));
 }
 
 bool Queue::empty() const { return qsize() == 0; }
@@ -359,31 +432,33 @@ JoinableQueue::JoinableQueue(std::int64_t maxsize, QueueOptions options)
 
 void JoinableQueue::task_done() {
   QueueShared& q = *shared_;
-  Guard guard(q);
-  const std::int64_t unfinished = q.unfinished.load(std::memory_order_relaxed);
-  if (unfinished <= 0) throw ValueError("task_done() called too many times");
+  Guard guard(q, Guard::kPut);
+  const std::int64_t done = q.done.load(std::memory_order_relaxed);
+  const std::int64_t puts = q.puts.load(std::memory_order_relaxed);
+  if (done >= puts) throw ValueError("task_done() called too many times");
   // One store: no journal needed.
-  q.unfinished.store(unfinished - 1, std::memory_order_relaxed);
-  const bool wake = unfinished == 1 && bump(q.all_done);
+  q.done.store(done + 1, std::memory_order_seq_cst);
   guard.unlock();
-  if (wake) platform::futex::wake(q.all_done, platform::futex::kWakeAll);
+  if (done + 1 == puts) wake_sleepers(q.all_done);
 }
 
 bool JoinableQueue::join(std::optional<double> timeout) const {
   QueueShared& q = *shared_;
   const platform::Deadline deadline = deadline_for(true, timeout);
-  Guard guard(q);
+  Guard guard(q, Guard::kPut);
   for (;;) {
-    if (q.unfinished.load(std::memory_order_relaxed) == 0) return true;
+    const std::int64_t done = q.done.load(std::memory_order_relaxed);
+    if (q.puts.load(std::memory_order_relaxed) == done) return true;
     if (deadline.has_passed()) return false;
     int no_spins = 0;
-    wait_for_change(guard, q.all_done, no_spins, deadline);
+    wait_for_change(guard, q.done, done, std::int64_t{1}, 1, q.all_done, no_spins, deadline);
   }
 }
 
 std::int64_t JoinableQueue::unfinished_tasks() const {
-  Guard guard(*shared_);
-  return shared_->unfinished.load(std::memory_order_relaxed);
+  QueueShared& q = *shared_;
+  Guard guard(q, Guard::kPut);
+  return q.puts.load(std::memory_order_relaxed) - q.done.load(std::memory_order_relaxed);
 }
 
 void SimpleQueue::check_open() const {

@@ -209,7 +209,7 @@ TEST(Queue, ManyProducersAndConsumers) {
   EXPECT_TRUE(q.empty());
 }
 
-// [queue.strict.kill.put] [queue.strict.kill.get] [queue.strict.kill.usable]: producers and
+// [queue.kill.put] [queue.kill.get] [queue.kill.usable] [queue.kill.committed]: producers and
 // consumers killed at random instants (large items widen the window inside the guard). Every
 // committed item is got exactly once, except at most one per killed consumer (a get killed
 // after it took the item); no item is got twice; the queue keeps working.
@@ -276,6 +276,85 @@ TEST(Queue, KilledProducersAndConsumersLoseAndDuplicateNothing) {
   }
   // Each killed consumer may have taken one item it never logged.
   EXPECT_LE(missing, killed_consumers);
+}
+
+// [queue.kill.usable] [queue.size.exact] [queue.capacity.bound]: a bounded queue whose producers
+// and consumers are killed at random instants (small items: most kills land between the
+// publishing store and the count) keeps an exact count: once drained it is empty, takes exactly
+// maxsize items without blocking, then raises Full.
+TEST(Queue, KilledCallsLeaveTheCountExact) {
+  constexpr int kTrials = 100;
+  constexpr std::int64_t kMax = 8;
+  std::mt19937 rng(11);
+  mp::Queue q(kMax, mp::QueueOptions{4096});
+  for (int t = 0; t < kTrials; ++t) {
+    Child producer([&] {
+      for (int i = 0;; ++i) q.put_bytes(item(0, i, static_cast<std::size_t>(i % 40)));
+      return 0;
+    });
+    Child consumer([&] {
+      for (;;) q.get_bytes();
+      return 0;
+    });
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 2000)(rng)));
+    EXPECT_TRUE(producer.kill_and_reap());
+    EXPECT_TRUE(consumer.kill_and_reap());
+    std::int64_t drained = 0;
+    for (;;) {
+      try {
+        q.get_bytes(false);
+        ++drained;
+      } catch (const mp::Empty&) {
+        break;
+      }
+    }
+    ASSERT_LE(drained, kMax) << "trial " << t;
+    ASSERT_EQ(q.qsize(), 0) << "trial " << t;
+    for (std::int64_t i = 0; i < kMax; ++i) {
+      ASSERT_NO_THROW(q.put_bytes("x", false)) << "trial " << t << ", put " << i;
+    }
+    ASSERT_EQ(q.qsize(), kMax) << "trial " << t;
+    ASSERT_THROW(q.put_bytes("x", false), mp::Full) << "trial " << t;
+    for (std::int64_t i = 0; i < kMax; ++i) ASSERT_EQ(q.get_bytes(false), "x");
+    ASSERT_TRUE(q.empty());
+  }
+}
+
+// [joinable_queue.kill.count] [joinable_queue.kill.put]: a JoinableQueue whose producer is killed
+// at random instants counts exactly the items that are in it or were got: after draining and one
+// task_done per item got, join() returns at once.
+TEST(JoinableQueue, KilledProducersLeaveTheCountExact) {
+  constexpr int kTrials = 60;
+  std::mt19937 rng(13);
+  mp::JoinableQueue q(16, mp::QueueOptions{4096});
+  for (int t = 0; t < kTrials; ++t) {
+    Child producer([&] {
+      for (int i = 0;; ++i) q.put_bytes(item(0, i, 8));
+      return 0;
+    });
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 1000)(rng)));
+    for (int i = 0; i < 3; ++i) {  // take some while it runs
+      try {
+        q.get_bytes(true, 0.05);
+        q.task_done();
+      } catch (const mp::Empty&) {
+      }
+    }
+    EXPECT_TRUE(producer.kill_and_reap());
+    for (;;) {
+      try {
+        q.get_bytes(false);
+      } catch (const mp::Empty&) {
+        break;
+      }
+      q.task_done();
+    }
+    ASSERT_EQ(q.unfinished_tasks(), 0) << "trial " << t;
+    ASSERT_TRUE(q.join(0.0)) << "trial " << t;
+    ASSERT_THROW(q.task_done(), mp::ValueError) << "trial " << t;
+  }
 }
 
 // [joinable_queue.task_done.too_many] [joinable_queue.join.*]

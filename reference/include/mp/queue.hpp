@@ -14,11 +14,13 @@
 //   mp::JoinableQueue  a Queue that counts unfinished tasks (task_done, join)
 //
 // All three live in one shared-memory byte ring: each item is a record (its
-// length, then its bytes) written behind the last published record and then
-// published by one store of the ring's tail; a get copies the record at the
-// head and then advances the head by one store. A robust process-shared guard
-// (a glibc robust mutex) orders the calls; waits for "not empty", "not full"
-// and "all tasks done" sleep on futex words, without holding the guard.
+// length and sequence number, then its bytes) written behind the last
+// published record and then published by one store of the ring's tail; a get
+// copies the record at the head and then advances the head by one store.
+// Producers are ordered by one robust process-shared guard (a glibc robust
+// mutex) and consumers by another, so a producer and a consumer never wait for
+// each other; waits for "not empty", "not full" and "all tasks done" sleep on
+// futex words, without holding a guard.
 //
 // Unlike CPython's Queue there is no feeder thread and no per-process buffer:
 // when put() returns the item is in the queue, visible to every process
@@ -43,18 +45,18 @@
 // waiter by at most that long.
 //
 // Fairness. None is promised: when several processes wait, whichever takes
-// the guard first after a change proceeds. Items are strictly FIFO (one
+// its guard first after a change proceeds. Items are strictly FIFO (one
 // global order, linearizable).
 //
 // Capacity. Besides `maxsize` (items), the ring has a byte capacity (4 MiB by
 // default, QueueOptions). An item needs its length rounded up to 8 bytes plus
-// 8; a put that does not fit waits as on a full queue. An item larger than an
+// 16; a put that does not fit waits as on a full queue. An item larger than an
 // empty ring can ever hold throws mp::ValueError at once.
 //
-// Crashes. A process killed at any instant, even while holding the guard,
+// Crashes. A process killed at any instant, even while holding a guard,
 // neither loses nor duplicates a committed item, and leaves the queue usable:
-// the next process to take the guard repairs it from a journal of the call in
-// progress. A put killed before its publishing store leaves no item, after it
+// the next producer to take the put guard repairs the count from a journal of
+// the put in progress (a get needs no repair: its one store decides). A put killed before its publishing store leaves no item, after it
 // the item is in the queue exactly once; a get killed before its head store
 // leaves the item at the head, after it the item is gone (its bytes die with
 // the process). The same holds for JoinableQueue's count of unfinished tasks.
@@ -87,7 +89,7 @@ struct QueueMemory;
 // Options of a queue's shared ring.
 struct QueueOptions {
   // The ring's size in bytes (rounded up to 8; at least 4 KiB). Items queued
-  // at one time take at most this much, including 8 bytes of framing each.
+  // at one time take at most this much, including 16 bytes of framing each.
   std::size_t capacity_bytes = std::size_t{4} << 20;
 };
 
