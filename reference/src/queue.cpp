@@ -62,7 +62,7 @@
 namespace mp {
 namespace detail {
 
-constexpr std::uint32_t kSleepers = 0x80000000u;  // a futex word's "someone may sleep" bit
+constexpr std::uint32_t kSleepers = 0x80000000u;      // a futex word's "someone may sleep" bit
 constexpr std::uint32_t kRecordMarker = 0x51554555u;  // "QUEU"
 constexpr std::uint32_t kWrapMarker = 0x57524150u;    // "WRAP"
 constexpr std::uint64_t kFrame = 16;
@@ -152,8 +152,7 @@ Frame frame_at(const QueueShared& q, std::uint64_t position) noexcept {
 // the put guard is held (see the file comment).
 std::int64_t items(const QueueShared& q, std::uint64_t head, std::uint64_t tail) noexcept {
   if (head == tail) return 0;
-  return q.puts.load(std::memory_order_relaxed) -
-         static_cast<std::int64_t>(frame_at(q, head).seq);
+  return q.puts.load(std::memory_order_relaxed) - static_cast<std::int64_t>(frame_at(q, head).seq);
 }
 
 // Rolls the put journal forward or back. Called with the put guard held,
@@ -257,13 +256,13 @@ void wait_for_change(Guard& guard, const std::atomic<Watched>& watched, Watched 
       return;
     }
   }
-  const std::uint32_t expected = word.fetch_or(detail::kSleepers, std::memory_order_seq_cst) |
-                                 detail::kSleepers;
+  const std::uint32_t expected =
+      word.fetch_or(detail::kSleepers, std::memory_order_seq_cst) | detail::kSleepers;
   if (watched.load(std::memory_order_seq_cst) == seen) {
     const std::int64_t recheck = platform::monotonic_now_ns() + detail::kRecheckNs;
-    const platform::Deadline slice =
-        deadline.is_never() || deadline.monotonic_ns() > recheck ? platform::Deadline::at(recheck)
-                                                                 : deadline;
+    const platform::Deadline slice = deadline.is_never() || deadline.monotonic_ns() > recheck
+                                         ? platform::Deadline::at(recheck)
+                                         : deadline;
     platform::futex::wait(word, expected, &slice);
   }
   guard.lock();
@@ -285,8 +284,7 @@ Queue::Queue(std::int64_t maxsize, QueueOptions options, bool joinable) {
   if (maxsize > kUnbounded) throw OverflowError("Python int too large to convert to C int");
   std::uint64_t capacity = padded(std::max<std::size_t>(options.capacity_bytes, 4096));
   memory_ = std::make_shared<detail::QueueMemory>();
-  memory_->mapping =
-      platform::SharedMapping::anonymous(offsetof(QueueShared, ring) + capacity);
+  memory_->mapping = platform::SharedMapping::anonymous(offsetof(QueueShared, ring) + capacity);
   shared_ = new (memory_->mapping.data()) QueueShared();
   shared_->capacity = capacity;
   shared_->maxsize = maxsize <= 0 ? kUnbounded : maxsize;
@@ -361,8 +359,7 @@ void Queue::put_bytes(std::span<const std::byte> item, bool block, std::optional
     }
     if (deadline.has_passed()) throw Full("");
     wait_for_change(guard, q.head, head, std::max<std::uint64_t>((tail - head) / 4, 1),
-                    detail::kPutPauseCap, q.not_full,
-                    spins, deadline);
+                    detail::kPutPauseCap, q.not_full, spins, deadline);
   }
 }
 
@@ -395,8 +392,8 @@ std::string Queue::get_bytes(bool block, std::optional<double> timeout) {
       return item;
     }
     if (deadline.has_passed()) throw Empty("");
-    wait_for_change(guard, q.tail, tail, std::uint64_t{1}, detail::kGetPauseCap, q.not_empty,
-                    spins, deadline);
+    wait_for_change(guard, q.tail, tail, std::uint64_t{1}, detail::kGetPauseCap, q.not_empty, spins,
+                    deadline);
   }
 }
 

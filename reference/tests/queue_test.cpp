@@ -7,10 +7,10 @@
 
 #include <atomic>
 #include <cmath>
-#include <deque>
-#include <memory>
 #include <cstdint>
+#include <deque>
 #include <limits>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -35,8 +35,8 @@ template <class T>
 class SharedArray {
  public:
   explicit SharedArray(std::size_t n) : n_(n) {
-    void* p = ::mmap(nullptr, sizeof(T) * n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                     -1, 0);
+    void* p =
+        ::mmap(nullptr, sizeof(T) * n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) std::abort();
     data_ = static_cast<T*>(p);
   }
@@ -95,8 +95,10 @@ TEST(Queue, TimedWaitsExpireNoEarlier) {
 // Values go through the codec unchanged.
 TEST(Queue, ValuesRoundTrip) {
   mp::Queue q;
-  const std::vector<mp::Value> values = {mp::Value(nullptr), mp::Value(true),
-                                         mp::Value(std::int64_t{-1} << 62), mp::Value(-0.0),
+  const std::vector<mp::Value> values = {mp::Value(nullptr),
+                                         mp::Value(true),
+                                         mp::Value(std::int64_t{-1} << 62),
+                                         mp::Value(-0.0),
                                          mp::Value("text \xF0\x9F\x98\x80"),
                                          mp::Value::bytes(std::string(1000, '\0')),
                                          mp::Value::list({1, "two", mp::Value::list({})})};
@@ -195,7 +197,8 @@ TEST(Queue, ManyProducersAndConsumers) {
       }
     }));
   }
-  for (int p = 0; p < kProducers; ++p) EXPECT_EQ(children[static_cast<std::size_t>(p)]->exit_code(), 0);
+  for (int p = 0; p < kProducers; ++p)
+    EXPECT_EQ(children[static_cast<std::size_t>(p)]->exit_code(), 0);
   for (int c = 0; c < kConsumers; ++c) q.put_bytes("stop");
   for (int c = 0; c < kConsumers; ++c) {
     EXPECT_EQ(children[static_cast<std::size_t>(kProducers + c)]->exit_code(), 0);
@@ -236,7 +239,8 @@ TEST(Queue, KilledProducersAndConsumersLoseAndDuplicateNothing) {
       }
       return 0;
     });
-    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
     if (t % 2 == 0) {
       EXPECT_TRUE(producer.kill_and_reap());
       EXPECT_TRUE(consumer.kill_and_reap());
