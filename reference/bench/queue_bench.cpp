@@ -2,7 +2,8 @@
 // of N bytes, beside CPython's multiprocessing.Queue measured in the same run
 // (compare ratios; the dev VM drifts between runs).
 //
-//   Throughput/mp_bytes/N    a forked child put_bytes() N-byte items as fast as
+//   Throughput/mp_bytes/N/split:P
+//                            a forked child put_bytes() N-byte items as fast as
 //                            the queue takes them; the parent get_bytes() one
 //                            item per iteration. items_per_second is the figure.
 //   Throughput/mp_values/N   the same with put()/get() of a bytes Value (the
@@ -22,6 +23,7 @@
 // The issue's goals (issue 6): >= 40x CPython at 64 B; >= 1.5x Boost's
 // message_queue at 64 B and 4 KiB.
 #include <benchmark/benchmark.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -66,15 +68,51 @@ void stop(pid_t pid) {
   }
 }
 
+// The processes' placement, the benchmark's second argument: 0 leaves them to the scheduler; 1
+// (`split`) runs the producer (the child) on cpu1 and the consumer (the parent) on cpu0, the
+// steady figure on a two-CPU machine, where an unpinned run sometimes puts both on one CPU for a
+// while (then every blocked call waits for a time slice, and the figures swing several-fold).
+// Construct before forking; call in_parent() after.
+class Placement {
+ public:
+  Placement(benchmark::State& state, bool split) : split_(split) {
+    if (!split_) return;
+    sched_getaffinity(0, sizeof original_, &original_);
+    if (!set(1)) state.SkipWithError("sched_setaffinity(cpu1) failed: needs two CPUs");
+  }
+  void in_parent() {
+    if (split_) set(0);
+  }
+  ~Placement() {
+    if (split_) sched_setaffinity(0, sizeof original_, &original_);
+  }
+
+ private:
+  static bool set(int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(0, sizeof one, &one) == 0;
+  }
+  bool split_;
+  cpu_set_t original_{};
+};
+
 void BM_Throughput_MpBytes(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   mp::Queue q(1024);
+  Placement placement(state, state.range(1) != 0);
   const pid_t pid = fork_child();
+  placement.in_parent();
   if (pid == 0) {
     const std::string item(n, 'x');
     for (;;) q.put_bytes(item);
   }
-  for (auto _ : state) benchmark::DoNotOptimize(q.get_bytes());
+  std::string buffer;
+  for (auto _ : state) {
+    q.get_bytes_into(buffer);
+    benchmark::DoNotOptimize(buffer.data());
+  }
   stop(pid);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
@@ -83,7 +121,9 @@ void BM_Throughput_MpBytes(benchmark::State& state) {
 void BM_Throughput_MpValues(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   mp::Queue q(1024);
+  Placement placement(state, state.range(1) != 0);
   const pid_t pid = fork_child();
+  placement.in_parent();
   if (pid == 0) {
     const mp::Value item = mp::Value::bytes(std::string(n, 'x'));
     for (;;) q.put(item);
@@ -102,7 +142,9 @@ void BM_Throughput_Boost(benchmark::State& state) {
   bip::message_queue::remove(name.c_str());
   {
     bip::message_queue q(bip::create_only, name.c_str(), 1024, n);
+    Placement placement(state, state.range(1) != 0);
     const pid_t pid = fork_child();
+    placement.in_parent();
     if (pid == 0) {
       bip::message_queue child(bip::open_only, name.c_str());
       const std::string item(n, 'x');
@@ -173,10 +215,12 @@ void BM_Throughput_Cpython(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
-BENCHMARK(BM_Throughput_MpBytes)->Name("Throughput/mp_bytes")->Arg(64)->Arg(4096)->UseRealTime();
-BENCHMARK(BM_Throughput_MpValues)->Name("Throughput/mp_values")->Arg(64)->Arg(4096)->UseRealTime();
+// {item bytes, placement (0 unpinned, 1 split)}.
+#define MP_QUEUE_ARGS ->ArgsProduct({{64, 4096}, {0, 1}})->ArgNames({"", "split"})->UseRealTime()
+BENCHMARK(BM_Throughput_MpBytes)->Name("Throughput/mp_bytes") MP_QUEUE_ARGS;
+BENCHMARK(BM_Throughput_MpValues)->Name("Throughput/mp_values") MP_QUEUE_ARGS;
 #if MP_BENCH_HAVE_BOOST
-BENCHMARK(BM_Throughput_Boost)->Name("Throughput/boost")->Arg(64)->Arg(4096)->UseRealTime();
+BENCHMARK(BM_Throughput_Boost)->Name("Throughput/boost") MP_QUEUE_ARGS;
 #endif
 BENCHMARK(BM_Throughput_Cpython)
     ->Name("Throughput/cpython")

@@ -10,13 +10,17 @@
 // short for it, a wrap frame (carrying the next record's sequence number)
 // fills the rest and the record starts at the ring's beginning.
 //
-// Two robust, process-shared glibc mutexes: producers take the put guard,
-// consumers the get guard, so a producer and a consumer never wait for each
-// other (nor copy their items one after the other). A put is linearized at its
-// publishing store of the tail, a get at its store of the head; each is one
-// aligned 64-bit store, so a killed call either happened entirely or not at
+// Producers are ordered by a robust, process-shared glibc mutex (the put
+// guard); consumers take no lock. A put is linearized at its publishing store
+// of the tail, a get at its compare-exchange of the head; each is one aligned
+// 64-bit atomic write, so a killed call either happened entirely or not at
 // all. The records in the queue are [head, tail): a consumer sees items by
-// loading the tail, a producer sees free room by loading the head.
+// loading the tail, a producer sees free room by loading the head. A consumer
+// copies the record at the head it loaded, then moves the head past it with a
+// compare-exchange; if another consumer moved it first, the copy (which a
+// producer may have been overwriting meanwhile) is dropped and it starts over.
+// Head positions only grow, so a compare-exchange cannot succeed on a stale
+// head (no ABA).
 //
 // Counting. The producers keep `puts`, the number of records published. The
 // number of items in the queue is 0 when head == tail, else puts minus the
@@ -32,9 +36,9 @@
 // journal. A producer killed holding the put guard is repaired by the next one
 // (EOWNERDEAD): if the tail is the journal's, the record was published and
 // `puts` is rolled forward; otherwise the half-written record beyond the tail
-// is ignored (rolled back). A consumer killed holding the get guard needs no
-// repair: its one store decides. JoinableQueue counts finished tasks (`done`)
-// under the put guard: the unfinished tasks are puts - done.
+// is ignored (rolled back). A killed consumer needs no repair: its one
+// compare-exchange decides. JoinableQueue counts finished tasks (`done`) under
+// the put guard: the unfinished tasks are puts - done.
 //
 // Sleeping. Waiters sleep on futex words (a change counter, and a "sleepers"
 // bit). A waiter sets the bit with an atomic read-modify-write, then looks at
@@ -74,7 +78,7 @@ constexpr std::int64_t kRecheckNs = 100'000'000;
 // on two CPUs then rarely need a futex wake. It looks at the queue after 1, 2,
 // 4, ... pauses, up to the waiter's cap: every look pulls a cache line that
 // the other side is writing.
-constexpr int kSpins = 2000;
+constexpr int kSpins = 50;
 constexpr int kGetPauseCap = 8;
 constexpr int kPutPauseCap = 32;
 
@@ -89,24 +93,26 @@ struct QueueShared {
   std::uint64_t capacity = 0;  // ring bytes, a multiple of 8
   std::int64_t maxsize = 0;
   bool joinable = false;
-  // The producers' side, written under put_guard.
+  // The producers' side, written under put_guard: its own cache line, which
+  // consumers never touch.
   alignas(64) pthread_mutex_t put_guard;
-  std::atomic<std::uint64_t> tail{0};
   std::atomic<std::int64_t> puts{0};  // records published since creation
   std::atomic<std::int64_t> done{0};  // JoinableQueue: task_done() calls
   // The head as a producer last loaded it (<= head): room it shows is there
-  // without touching the consumers' cache line.
+  // without touching the consumers' cache lines.
   std::atomic<std::uint64_t> cached_head{0};
   // The journal of the put in progress (valid while put_pending).
   std::atomic<std::uint32_t> put_pending{0};
   std::atomic<std::uint64_t> journal_tail{0};
   std::atomic<std::int64_t> journal_puts{0};
-  // The consumers' side, written under get_guard.
-  alignas(64) pthread_mutex_t get_guard;
-  std::atomic<std::uint64_t> head{0};
-  // The tail as a consumer last loaded it (<= tail): records before it are
-  // published.
-  std::atomic<std::uint64_t> cached_tail{0};
+  // Written by producers, read by consumers: a line of its own, so that a
+  // consumer's look at it does not take the put guard's line away.
+  alignas(64) std::atomic<std::uint64_t> tail{0};
+  // The consumers' side. The tail as a consumer last loaded it (<= tail, or
+  // behind the head when stale): records between the head and it are published.
+  alignas(64) std::atomic<std::uint64_t> cached_tail{0};
+  // Written by consumers, read by producers (as the tail).
+  alignas(64) std::atomic<std::uint64_t> head{0};
   // Futex words: a change counter (low 31 bits) and kSleepers.
   alignas(64) std::atomic<std::uint32_t> not_empty{0};
   alignas(64) std::atomic<std::uint32_t> not_full{0};
@@ -191,21 +197,19 @@ void wake_everyone(QueueShared& q) noexcept {
   }
 }
 
-// One of the two guards, held for a scope.
+// The put guard, held for a scope.
 class Guard {
  public:
-  enum Side { kPut, kGet };
-  Guard(QueueShared& q, Side side) : q_(q), side_(side) { lock(); }
+  explicit Guard(QueueShared& q) : q_(q) { lock(); }
   ~Guard() { unlock(); }
   Guard(const Guard&) = delete;
   Guard& operator=(const Guard&) = delete;
 
   void lock() {
-    pthread_mutex_t* m = side_ == kPut ? &q_.put_guard : &q_.get_guard;
-    const int rc = ::pthread_mutex_lock(m);
+    const int rc = ::pthread_mutex_lock(&q_.put_guard);
     if (rc == EOWNERDEAD) {
-      if (side_ == kPut) repair_puts(q_);
-      ::pthread_mutex_consistent(m);
+      repair_puts(q_);
+      ::pthread_mutex_consistent(&q_.put_guard);
       repaired_ = true;
     } else if (rc != 0) {
       throw std::system_error(rc, std::generic_category(), "pthread_mutex_lock");
@@ -215,7 +219,7 @@ class Guard {
   void unlock() noexcept {
     if (!held_) return;
     held_ = false;
-    ::pthread_mutex_unlock(side_ == kPut ? &q_.put_guard : &q_.get_guard);
+    ::pthread_mutex_unlock(&q_.put_guard);
     if (repaired_) {
       repaired_ = false;
       wake_everyone(q_);
@@ -224,7 +228,6 @@ class Guard {
 
  private:
   QueueShared& q_;
-  Side side_;
   bool held_ = false;
   bool repaired_ = false;
 };
@@ -240,10 +243,10 @@ class Guard {
 // returns; otherwise it announces itself on the futex word, looks once more,
 // and sleeps until a change, the deadline or the re-check interval.
 template <typename Watched>
-void wait_for_change(Guard& guard, const std::atomic<Watched>& watched, Watched seen, Watched batch,
+void wait_for_change(Guard* guard, const std::atomic<Watched>& watched, Watched seen, Watched batch,
                      int pause_cap, std::atomic<std::uint32_t>& word, int& spins,
                      const platform::Deadline& deadline) {
-  guard.unlock();
+  if (guard != nullptr) guard->unlock();
   if (spins > 0) {
     int pauses = 1;
     while (spins > 0 && watched.load(std::memory_order_acquire) - seen < batch) {
@@ -252,7 +255,7 @@ void wait_for_change(Guard& guard, const std::atomic<Watched>& watched, Watched 
       pauses = std::min(pauses * 2, pause_cap);
     }
     if (watched.load(std::memory_order_acquire) != seen) {
-      guard.lock();
+      if (guard != nullptr) guard->lock();
       return;
     }
   }
@@ -265,7 +268,7 @@ void wait_for_change(Guard& guard, const std::atomic<Watched>& watched, Watched 
                                          : deadline;
     platform::futex::wait(word, expected, &slice);
   }
-  guard.lock();
+  if (guard != nullptr) guard->lock();
 }
 
 // The bytes a record of `n` item bytes takes if written at `tail`, wrap
@@ -293,8 +296,7 @@ Queue::Queue(std::int64_t maxsize, QueueOptions options, bool joinable) {
   ::pthread_mutexattr_init(&attr);
   ::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
   ::pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  int rc = ::pthread_mutex_init(&shared_->put_guard, &attr);
-  if (rc == 0) rc = ::pthread_mutex_init(&shared_->get_guard, &attr);
+  const int rc = ::pthread_mutex_init(&shared_->put_guard, &attr);
   ::pthread_mutexattr_destroy(&attr);
   if (rc != 0) throw std::system_error(rc, std::generic_category(), "pthread_mutex_init");
 }
@@ -320,7 +322,7 @@ void Queue::put_bytes(std::span<const std::byte> item, bool block, std::optional
   }
   const platform::Deadline deadline = deadline_for(block, timeout);
   int spins = block ? detail::kSpins : 0;
-  Guard guard(q, Guard::kPut);
+  Guard guard(q);
   for (;;) {
     const std::uint64_t tail = q.tail.load(std::memory_order_relaxed);
     const std::uint64_t need = needed_at(q, tail, n);
@@ -358,42 +360,59 @@ void Queue::put_bytes(std::span<const std::byte> item, bool block, std::optional
       return;
     }
     if (deadline.has_passed()) throw Full("");
-    wait_for_change(guard, q.head, head, std::max<std::uint64_t>((tail - head) / 4, 1),
+    wait_for_change(&guard, q.head, head, std::max<std::uint64_t>((tail - head) / 4, 1),
                     detail::kPutPauseCap, q.not_full, spins, deadline);
   }
 }
 
 std::string Queue::get_bytes(bool block, std::optional<double> timeout) {
+  std::string item;
+  get_bytes_into(item, block, timeout);
+  return item;
+}
+
+void Queue::get_bytes_into(std::string& item, bool block, std::optional<double> timeout) {
   check_open();
   QueueShared& q = *shared_;
   const platform::Deadline deadline = deadline_for(block, timeout);
   int spins = block ? detail::kSpins : 0;
-  Guard guard(q, Guard::kGet);
   for (;;) {
-    const std::uint64_t head = q.head.load(std::memory_order_relaxed);
-    std::uint64_t tail = q.cached_tail.load(std::memory_order_relaxed);
-    if (head == tail) {
+    const std::uint64_t head = q.head.load(std::memory_order_acquire);
+    std::uint64_t tail = q.cached_tail.load(std::memory_order_acquire);
+    if (head >= tail) {  // the cached tail shows nothing: look at the tail itself
       tail = q.tail.load(std::memory_order_acquire);
-      q.cached_tail.store(tail, std::memory_order_relaxed);
+      q.cached_tail.store(tail, std::memory_order_release);
     }
-    if (head != tail) {
+    if (head < tail) {
+      // Read the record at `head` without a lock. If another consumer takes it meanwhile, a
+      // producer may already be overwriting these bytes: the compare-exchange below then fails
+      // and whatever was read is thrown away (the reads are checked before they are trusted).
       std::uint64_t at = head;
       Frame frame = frame_at(q, at);
       if (frame.marker == detail::kWrapMarker) {
         at += q.capacity - at % q.capacity;
         frame = frame_at(q, at);
       }
-      if (frame.marker != detail::kRecordMarker) std::abort();  // the ring is corrupt: a libmp bug
       const std::uint64_t n = frame.length;
-      std::string item(reinterpret_cast<const char*>(q.at(at) + kFrame), n);
-      q.head.store(at + kFrame + padded(n), std::memory_order_seq_cst);  // the item is taken
-      guard.unlock();
+      const bool sane = frame.marker == detail::kRecordMarker &&
+                        at % q.capacity + kFrame + padded(n) <= q.capacity;
+      if (!sane) {
+        if (q.head.load(std::memory_order_acquire) != head) continue;  // overtaken: try again
+        std::abort();  // the ring is corrupt: a libmp bug
+      }
+      item.assign(reinterpret_cast<const char*>(q.at(at) + kFrame), n);
+      std::uint64_t expected = head;
+      if (!q.head.compare_exchange_strong(expected, at + kFrame + padded(n),
+                                          std::memory_order_seq_cst)) {
+        continue;  // another consumer took it first
+      }
+      // The item is taken.
       wake_sleepers(q.not_full);
-      return item;
+      return;
     }
     if (deadline.has_passed()) throw Empty("");
-    wait_for_change(guard, q.tail, tail, std::uint64_t{1}, detail::kGetPauseCap, q.not_empty, spins,
-                    deadline);
+    wait_for_change(nullptr, q.tail, tail, std::uint64_t{1}, detail::kGetPauseCap, q.not_empty,
+                    spins, deadline);
   }
 }
 
@@ -412,7 +431,7 @@ Value Queue::get_nowait() { return get(false); }
 
 std::int64_t Queue::qsize() const {
   QueueShared& q = *shared_;
-  Guard guard(q, Guard::kPut);
+  Guard guard(q);
   return items(q, q.head.load(std::memory_order_acquire), q.tail.load(std::memory_order_relaxed));
 }
 
@@ -429,7 +448,7 @@ JoinableQueue::JoinableQueue(std::int64_t maxsize, QueueOptions options)
 
 void JoinableQueue::task_done() {
   QueueShared& q = *shared_;
-  Guard guard(q, Guard::kPut);
+  Guard guard(q);
   const std::int64_t done = q.done.load(std::memory_order_relaxed);
   const std::int64_t puts = q.puts.load(std::memory_order_relaxed);
   if (done >= puts) throw ValueError("task_done() called too many times");
@@ -442,19 +461,19 @@ void JoinableQueue::task_done() {
 bool JoinableQueue::join(std::optional<double> timeout) const {
   QueueShared& q = *shared_;
   const platform::Deadline deadline = deadline_for(true, timeout);
-  Guard guard(q, Guard::kPut);
+  Guard guard(q);
   for (;;) {
     const std::int64_t done = q.done.load(std::memory_order_relaxed);
     if (q.puts.load(std::memory_order_relaxed) == done) return true;
     if (deadline.has_passed()) return false;
     int no_spins = 0;
-    wait_for_change(guard, q.done, done, std::int64_t{1}, 1, q.all_done, no_spins, deadline);
+    wait_for_change(&guard, q.done, done, std::int64_t{1}, 1, q.all_done, no_spins, deadline);
   }
 }
 
 std::int64_t JoinableQueue::unfinished_tasks() const {
   QueueShared& q = *shared_;
-  Guard guard(q, Guard::kPut);
+  Guard guard(q);
   return q.puts.load(std::memory_order_relaxed) - q.done.load(std::memory_order_relaxed);
 }
 

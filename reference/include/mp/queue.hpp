@@ -16,11 +16,12 @@
 // All three live in one shared-memory byte ring: each item is a record (its
 // length and sequence number, then its bytes) written behind the last
 // published record and then published by one store of the ring's tail; a get
-// copies the record at the head and then advances the head by one store.
-// Producers are ordered by one robust process-shared guard (a glibc robust
-// mutex) and consumers by another, so a producer and a consumer never wait for
-// each other; waits for "not empty", "not full" and "all tasks done" sleep on
-// futex words, without holding a guard.
+// copies the record at the head and then advances the head by one
+// compare-exchange. Producers are ordered by a robust process-shared guard (a
+// glibc robust mutex); consumers take no lock, so a producer and a consumer
+// never wait for each other. Waits for "not empty", "not full" and "all tasks
+// done" spin for about a microsecond, then sleep on futex words, without
+// holding the guard.
 //
 // Unlike CPython's Queue there is no feeder thread and no per-process buffer:
 // when put() returns the item is in the queue, visible to every process
@@ -44,8 +45,8 @@
 // process killed between changing the queue and waking the sleepers delays a
 // waiter by at most that long.
 //
-// Fairness. None is promised: when several processes wait, whichever takes
-// its guard first after a change proceeds. Items are strictly FIFO (one
+// Fairness. None is promised: when several processes wait, whichever looks
+// first after a change proceeds. Items are strictly FIFO (one
 // global order, linearizable).
 //
 // Capacity. Besides `maxsize` (items), the ring has a byte capacity (4 MiB by
@@ -53,11 +54,12 @@
 // 16; a put that does not fit waits as on a full queue. An item larger than an
 // empty ring can ever hold throws mp::ValueError at once.
 //
-// Crashes. A process killed at any instant, even while holding a guard,
+// Crashes. A process killed at any instant, even while holding the guard,
 // neither loses nor duplicates a committed item, and leaves the queue usable:
 // the next producer to take the put guard repairs the count from a journal of
-// the put in progress (a get needs no repair: its one store decides). A put killed before its publishing store leaves no item, after it
-// the item is in the queue exactly once; a get killed before its head store
+// the put in progress (a get needs no repair: its one compare-exchange
+// decides). A put killed before its publishing store leaves no item, after it
+// the item is in the queue exactly once; a get killed before its compare-exchange
 // leaves the item at the head, after it the item is gone (its bytes die with
 // the process). The same holds for JoinableQueue's count of unfinished tasks.
 //
@@ -129,6 +131,11 @@ class Queue {
   // the queue is empty; throws mp::Empty when it gives up, mp::ValueError if
   // this handle is closed or for a NaN timeout.
   std::string get_bytes(bool block = true, std::optional<double> timeout = std::nullopt);
+  // The same into `out`, whose contents it replaces and whose capacity it
+  // reuses (no allocation once `out` is large enough: a consumer's loop can
+  // keep one buffer). When it throws, `out` may hold anything.
+  void get_bytes_into(std::string& out, bool block = true,
+                      std::optional<double> timeout = std::nullopt);
   Value get(bool block = true, std::optional<double> timeout = std::nullopt);
   Value get_nowait();
 
