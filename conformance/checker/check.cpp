@@ -164,6 +164,7 @@ const std::map<std::string, ObjectChecker, std::less<>>& type_table() {
       {"Lock", &check_object<model::Lock, &translate_lock>},
       {"Queue", &check_queue_object},              // queue_check.cpp (maxsize unknown)
       {"SimpleQueue", &check_simple_queue_object},  // ditto
+      {"JoinableQueue", &check_joinable_queue_object},  // ditto
       {"RLock", &check_object<model::RLock, &translate_rlock>},
       {"RWLock", &check_object<model::RWLock, &translate_rwlock>},
       {"Semaphore", &check_object<model::Semaphore, &translate_semaphore>},

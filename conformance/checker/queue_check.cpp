@@ -86,6 +86,7 @@ const json& obj_of(const Operation& o) {
 template <typename M>
 typename M::Op translate(const Operation& o) {
   constexpr bool kSimple = std::is_same_v<M, model::SimpleQueue>;
+  constexpr bool kJoinable = std::is_same_v<M, model::JoinableQueue>;
   using Method = typename M::Method;
   using Value = typename M::Value;
   typename M::Op op;
@@ -93,6 +94,7 @@ typename M::Op translate(const Operation& o) {
     std::string_view name;
     Method method;
     bool simple;  // a SimpleQueue method too
+    bool joinable_only = false;
   };
   static constexpr Row kMethods[] = {
       {"put", Method::kPut, true},
@@ -105,10 +107,12 @@ typename M::Op translate(const Operation& o) {
       {"close", Method::kClose, true},
       {"join_thread", Method::kJoinThread, false},
       {"cancel_join_thread", Method::kCancelJoinThread, false},
+      {"task_done", Method::kTaskDone, false, true},
+      {"join", Method::kJoin, false, true},
   };
   bool found = false;
   for (const Row& row : kMethods) {
-    if (row.name == o.method && (row.simple || !kSimple)) {
+    if (row.name == o.method && (row.simple || !kSimple) && (kJoinable || !row.joinable_only)) {
       op.method = row.method;
       found = true;
     }
@@ -117,8 +121,9 @@ typename M::Op translate(const Operation& o) {
     throw std::invalid_argument(
         where(o) + ": " + std::string(M::kTypeName) + " has no method '" + o.method + "' (it has " +
         (kSimple ? "put, get, empty, close"
-                 : "put, put_nowait, get, get_nowait, qsize, empty, full, close, join_thread, "
-                   "cancel_join_thread") +
+                 : std::string("put, put_nowait, get, get_nowait, qsize, empty, full, close, "
+                               "join_thread, cancel_join_thread") +
+                       (kJoinable ? ", task_done, join" : "")) +
         ")");
   }
   op.process = o.process;
@@ -209,6 +214,8 @@ std::vector<std::pair<const Operation*, const Operation*>> add_hints(
       first_unknown_get = std::min(first_unknown_get, o.invoke_ns);
     }
     if (o.status == OpStatus::kError && o.error_kind == "Full") sizes_observed = true;
+    // JoinableQueue: task_done and join observe the count, which each put raises.
+    if (o.method == "task_done" || o.method == "join") sizes_observed = true;
     if (o.status == OpStatus::kOk &&
         (o.method == "qsize" || (o.method == "empty" && o.value == false) ||
          (o.method == "full" && o.value == true)))
@@ -435,6 +442,12 @@ ObjectResult check_simple_queue_object(const std::string& object,
   return check_queue_ops<model::SimpleQueue>(object, ops, limits, std::nullopt, true);
 }
 
+ObjectResult check_joinable_queue_object(const std::string& object,
+                                         const std::vector<const Operation*>& ops,
+                                         const SearchLimits& limits) {
+  return check_queue_ops<model::JoinableQueue>(object, ops, limits, std::nullopt, true);
+}
+
 ObjectResult check_queue_linearizable(const History& history, const std::string& object,
                                       const QueueLinearizabilityOptions& options) {
   const std::string& type = type_of(history, object);
@@ -444,8 +457,11 @@ ObjectResult check_queue_linearizable(const History& history, const std::string&
     return check_queue_ops<model::Queue>(object, ops, limits, options.maxsize, options.hints);
   if (type == "SimpleQueue")
     return check_queue_ops<model::SimpleQueue>(object, ops, limits, std::nullopt, options.hints);
+  if (type == "JoinableQueue")
+    return check_queue_ops<model::JoinableQueue>(object, ops, limits, options.maxsize,
+                                                 options.hints);
   throw std::invalid_argument("object '" + object + "' is a " + type +
-                              ", not a Queue or SimpleQueue");
+                              ", not a Queue, SimpleQueue or JoinableQueue");
 }
 
 // --------------------------------------------------------------------------------- core

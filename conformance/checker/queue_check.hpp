@@ -2,9 +2,10 @@
 //
 // Two levels, as the chapters' profiles:
 //
-// strict: linearizability against the FIFO model (spec/models/queue.hpp), [queue.linearizable]
-//   and [simple_queue.linearizable]. check_history() does it for every object of type "Queue"
-//   or "SimpleQueue" without knowing maxsize (the model then keeps it symbolic: the verdict is
+// strict: linearizability against the FIFO model (spec/models/queue.hpp), [queue.linearizable],
+//   [simple_queue.linearizable] and [joinable_queue.linearizable] (the FIFO model with the count
+//   of unfinished tasks). check_history() does it for every object of type "Queue",
+//   "SimpleQueue" or "JoinableQueue" without knowing maxsize (the model then keeps it symbolic: the verdict is
 //   "linearizable for some maxsize"); a test that knows the bound calls
 //
 //     check::ObjectResult r = check::check_queue_linearizable(s.history(), "Q", {.maxsize = 3});
@@ -65,7 +66,7 @@ struct QueueLinearizabilityOptions {
   bool hints = true;
 };
 
-// Linearizability of the calls on `object` (a Queue or SimpleQueue of `history`) with respect to
+// Linearizability of the calls on `object` (a Queue, SimpleQueue or JoinableQueue of `history`) with respect to
 // the FIFO model. Throws std::invalid_argument as check_history does (an unknown object or type,
 // a method the type does not have, malformed arguments).
 ObjectResult check_queue_linearizable(const History& history, const std::string& object,
@@ -77,6 +78,9 @@ ObjectResult check_queue_object(const std::string& object, const std::vector<con
 ObjectResult check_simple_queue_object(const std::string& object,
                                        const std::vector<const Operation*>& ops,
                                        const SearchLimits& limits);
+ObjectResult check_joinable_queue_object(const std::string& object,
+                                         const std::vector<const Operation*>& ops,
+                                         const SearchLimits& limits);
 
 // --------------------------------------------------------------------------------- core
 

@@ -168,8 +168,10 @@ class Actor {
           auto [kind, message] = describe_exception(backend_, e);
           out["status"] = "error";
           out["error"] = {{"kind", kind}, {"message", message}};
-          if (auto* k = dynamic_cast<const KindError*>(&e); k != nullptr && !k->value().is_null())
-            out["error"]["value"] = k->value();
+          if (auto* k = dynamic_cast<const KindError*>(&e); k != nullptr) {
+            if (!k->value().is_null()) out["error"]["value"] = k->value();
+            if (!k->errno_name().empty()) out["error"]["errno"] = k->errno_name();
+          }
         } catch (...) {
           ret = monotonic_ns();
           out["status"] = "error";

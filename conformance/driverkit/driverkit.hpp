@@ -36,10 +36,18 @@ class KindError : public std::runtime_error {
       : std::runtime_error(message), kind_(std::move(kind)), value_(std::move(value)) {}
   const std::string& kind() const { return kind_; }
   const Json& value() const { return value_; }
+  // An OSError's symbolic errno ("ENOENT"), sent as the error object's `errno` member
+  // (spec/protocol.md §5); empty: none.
+  KindError& with_errno(std::string name) {
+    errno_name_ = std::move(name);
+    return *this;
+  }
+  const std::string& errno_name() const { return errno_name_; }
 
  private:
   std::string kind_;
   Json value_;
+  std::string errno_name_;
 };
 
 // One backend object, created in the driver process before the actors are forked.

@@ -268,6 +268,8 @@ void Scenario::absorb(const Json& e) {
     r.error_kind = e["error"].value("kind", "Other");
     r.error_message = e["error"].value("message", "");
     if (e["error"].contains("value")) r.error_value = e["error"]["value"];
+    if (e["error"].contains("errno") && e["error"]["errno"].is_string())
+      r.error_errno = e["error"]["errno"].get<std::string>();
   } else {
     r.status = OpStatus::kInfo;
     r.info_reason = e.value("reason", "");
@@ -324,9 +326,15 @@ const CallResult& Scenario::result(CallId id) const {
 }
 
 int Scenario::kill(const std::string& actor, int signal) {
+  const std::int64_t sent_ns = monotonic_ns();
   Json r = Backend::get().driver().request(
       Json{{"op", "kill"}, {"actor", actor}, {"signal", signal}}, kRequestLimit);
   if (!r.value("ok", false)) throw std::runtime_error("kill refused: " + r["error"].dump());
+  annotations_.push_back(Json{{"kind", "kill"},
+                              {"actor", actor},
+                              {"signal", signal},
+                              {"sent_ns", sent_ns},
+                              {"time_ns", monotonic_ns()}});
   // The driver emitted the actor's last results and `info` events before its reply.
   while (auto e = Backend::get().driver().next_event(0)) absorb(*e);
   return r["result"].value("exitcode", 0);
@@ -374,6 +382,7 @@ History Scenario::history() const {
     }
     h.ops.push_back(std::move(op));
   }
+  h.annotations = annotations_;
   return h;
 }
 

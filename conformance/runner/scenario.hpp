@@ -73,6 +73,7 @@ struct CallResult {
   Json value;
   std::string error_kind, error_message, info_reason;
   Json error_value;  // the error's `value`, when it carries one (spec/protocol.md §6)
+  std::string error_errno;  // an OSError's symbolic errno ("ENOENT"), when given (protocol §5)
   std::int64_t sent_ns = 0, invoke_ns = 0, return_ns = 0;
 
   bool ok() const { return status == OpStatus::kOk; }
@@ -132,7 +133,9 @@ class Scenario {
   const CallResult& result(CallId id) const;
 
   // Kills an actor (SIGKILL by default); its running calls become `info`. Returns the exit
-  // code the driver reports.
+  // code the driver reports. The history records the kill as an annotation
+  // {"kind": "kill", "actor": ..., "signal": ..., "sent_ns": ..., "time_ns": ...}: sent_ns is
+  // when the request was sent, time_ns when the driver replied (the actor is dead by then).
   int kill(const std::string& actor, int signal = 9);
 
   History history() const;
@@ -168,6 +171,7 @@ class Scenario {
     bool done = false;
   };
   std::vector<Call> calls_;
+  Json annotations_ = Json::array();  // kills, in order (history().annotations)
   std::map<std::string, int> by_tag_;
   bool started_ = false;
   int serial_;

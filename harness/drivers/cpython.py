@@ -35,6 +35,7 @@ Standard library only (fasteners is imported only with --library fasteners); run
 import argparse
 import base64
 import binascii
+import errno
 import gc
 import importlib
 import inspect
@@ -42,6 +43,7 @@ import json
 import math
 import multiprocessing
 import multiprocessing.connection
+import operator
 import os
 import platform
 import queue
@@ -67,7 +69,8 @@ MP = multiprocessing
 # the actors are still processes of the standard library's multiprocessing).
 LIBRARIES = ("multiprocessing", "fasteners")
 LIBRARY = "multiprocessing"
-FEATURES = ["timeout", "nonblocking", "threads", "kill", "prelude", "independent", "uncarriable"]
+FEATURES = ["timeout", "nonblocking", "threads", "kill", "prelude", "independent", "uncarriable",
+            "refs"]
 
 # Upper bound on worker threads per actor (a sanity limit, not a CPython one).
 MAX_THREADS = 256
@@ -574,6 +577,7 @@ def _module_methods():
         "set_start_method": Method("method", "force",
                                    call=lambda obj, kw: (MP.set_start_method, (), kw)),
         "get_context": Method("method", call=_module_function(_start_method_of)),
+        "shared_memory": Method("as", "name", "create", "size", call=_module_shared_memory),
     }
 
 
@@ -594,6 +598,433 @@ def _queue_methods():
         "join_thread": Method(),
         "cancel_join_thread": Method(),
     }
+
+
+# -- Value, RawValue, Array, RawArray, Synchronized (spec/sharedctypes/sharedctypes.md) --------
+
+
+def _sharedctypes():
+    """The sharedctypes module of the package under test."""
+    return importlib.import_module(MP.__name__ + ".sharedctypes")
+
+
+def _create_shared(kind):
+    """The constructor of Value, RawValue, Array or RawArray: the context's own function.
+    RawValue and RawArray take `copy_of` ({"$ref": name} of a shared object) instead of a type
+    code: the object is then sharedctypes.copy of it."""
+
+    def create(ctx, kwargs):
+        kwargs = dict(kwargs)
+        if "copy_of" in kwargs:
+            if len(kwargs) != 1:
+                raise TypeError("`copy_of` takes no other argument")
+            return _sharedctypes().copy(kwargs["copy_of"])
+        if "typecode" not in kwargs:
+            raise TypeError("%s needs `typecode`" % kind)
+        typecode = kwargs.pop("typecode")
+        if kind in ("Value", "RawValue"):
+            args = (kwargs.pop("value"),) if "value" in kwargs else ()
+        else:
+            if "size_or_initializer" not in kwargs:
+                raise TypeError("%s needs `size_or_initializer`" % kind)
+            args = (kwargs.pop("size_or_initializer"),)
+        return getattr(ctx, kind)(typecode, *args, **kwargs)
+
+    return create
+
+
+def _create_synchronized(ctx, kwargs):
+    """synchronized(obj, lock) of the package under test, with the setup's context."""
+    if "obj" not in kwargs:
+        raise TypeError("Synchronized needs `obj`")
+    return _sharedctypes().synchronized(kwargs["obj"], kwargs.get("lock"), ctx=ctx)
+
+
+def _through(obj, kwargs):
+    """(target, remaining kwargs): the raw object beneath a synchronized wrapper when the
+    call says `obj: true` (get_obj(), no lock), else the object itself."""
+    kwargs = dict(kwargs)
+    through = kwargs.pop("obj", False)
+    if not isinstance(through, bool):
+        raise TypeError("`obj` must be a bool, not %r" % (through,))
+    if through and hasattr(obj, "get_obj"):
+        obj = obj.get_obj()
+    return obj, kwargs
+
+
+def _shared_read(name):
+    """A read of the attribute `name` (value, raw) of the object or of get_obj()."""
+
+    def call(obj, kwargs):
+        target, _ = _through(obj, kwargs)
+        return getattr, (target, name), {}
+
+    return Method("obj", call=call)
+
+
+def _shared_set_value(obj, kwargs):
+    target, kwargs = _through(obj, kwargs)
+    if "value" not in kwargs:
+        raise TypeError("set_value needs `value`")
+    return setattr, (target, "value", kwargs["value"]), {}
+
+
+def _shared_len(obj, kwargs):
+    return len, (obj,), {}
+
+
+def _shared_getitem(obj, kwargs):
+    target, kwargs = _through(obj, kwargs)
+    if "index" not in kwargs:
+        raise TypeError("getitem needs `index`")
+    return operator.getitem, (target, kwargs["index"]), {}
+
+
+def _shared_setitem(obj, kwargs):
+    target, kwargs = _through(obj, kwargs)
+    if "index" not in kwargs or "value" not in kwargs:
+        raise TypeError("setitem needs `index` and `value`")
+    return operator.setitem, (target, kwargs["index"], kwargs["value"]), {}
+
+
+def _slice_of(kwargs):
+    return slice(kwargs.get("start"), kwargs.get("stop"), kwargs.get("step"))
+
+
+def _shared_getslice(obj, kwargs):
+    target, kwargs = _through(obj, kwargs)
+    return operator.getitem, (target, _slice_of(kwargs)), {}
+
+
+def _shared_setslice(obj, kwargs):
+    target, kwargs = _through(obj, kwargs)
+    if "values" not in kwargs:
+        raise TypeError("setslice needs `values`")
+    return operator.setitem, (target, _slice_of(kwargs), kwargs["values"]), {}
+
+
+def _add_to(obj, index, delta, times, locked):
+    """`times` read-modify-writes adding `delta` (to `value`, or to element `index`).  Not
+    locked: Python's `+=` through the object (a read, then a write).  Locked: each inside one
+    acquisition of get_lock(), through get_obj() (so a non-recursive given lock works too)."""
+    for _ in range(times):
+        if locked:
+            with obj.get_lock():
+                raw = obj.get_obj()
+                if index is None:
+                    raw.value += delta
+                else:
+                    raw[index] += delta
+        elif index is None:
+            obj.value += delta
+        else:
+            obj[index] += delta
+
+
+def _shared_add(obj, kwargs):
+    if "delta" not in kwargs:
+        raise TypeError("add needs `delta`")
+    times = kwargs.get("times", 1)
+    if not isinstance(times, int) or isinstance(times, bool) or times < 0:
+        raise TypeError("`times` must be an int >= 0, not %r" % (times,))
+    locked = kwargs.get("locked", False)
+    if not isinstance(locked, bool):
+        raise TypeError("`locked` must be a bool, not %r" % (locked,))
+    return _add_to, (obj, kwargs.get("index"), kwargs["delta"], times, locked), {}
+
+
+def _shared_value_methods(synchronized):
+    methods = {
+        "value": _shared_read("value"),
+        "set_value": Method("value", "obj", call=_shared_set_value),
+        "add": Method("delta", "times", *(("locked",) if synchronized else ()),
+                      call=_shared_add),
+    }
+    if synchronized:
+        methods.update(_semlock_methods())
+    return methods
+
+
+def _shared_array_methods(synchronized):
+    methods = {
+        "len": Method(call=_shared_len),
+        "getitem": Method("index", "obj", call=_shared_getitem),
+        "setitem": Method("index", "value", "obj", call=_shared_setitem),
+        "getslice": Method("start", "stop", "step", "obj", call=_shared_getslice),
+        "setslice": Method("start", "stop", "step", "values", "obj", call=_shared_setslice),
+        # 'c' arrays only (the others raise AttributeError, as in CPython).
+        "value": _shared_read("value"),
+        "raw": _shared_read("raw"),
+        "set_value": Method("value", "obj", call=_shared_set_value),
+        "add": Method("index", "delta", "times", *(("locked",) if synchronized else ()),
+                      call=_shared_add),
+    }
+    if synchronized:
+        methods.update(_semlock_methods())
+    return methods
+
+
+# -- SharedMemory, Module.shared_memory (spec/sharedctypes/shared_memory.md) --------------------
+
+
+def _shared_memory_module():
+    return importlib.import_module(MP.__name__ + ".shared_memory")
+
+
+class _MemorySlot:
+    """A SharedMemory slot: a ``SharedMemory`` entry without args, bound to a handle made by
+    ``Module.shared_memory(as=...)`` in the calling process only (like a Connection slot).
+    Recognised by its marker attribute (see _Slot)."""
+
+    _mpspec_memory_slot = True
+
+    def __init__(self, name):
+        self.name = name
+        self.shm = None
+
+    def bind(self, shm):
+        # Binding a slot that holds a handle closes the old handle first.
+        old, self.shm = self.shm, None
+        if old is not None:
+            try:
+                old.close()
+            except Exception:
+                pass
+        self.shm = shm
+
+    def __getstate__(self):
+        return {"name": self.name, "shm": None}  # a handle never travels with its slot
+
+    def __repr__(self):
+        return "<SharedMemory slot %s: %r>" % (self.name, self.shm)
+
+
+def _is_memory_slot(obj):
+    return getattr(obj, "_mpspec_memory_slot", False) is True
+
+
+# The setup's temporary directory in the driver (actors use _ACTOR_TEMPDIR): where the names of
+# the segments this setup creates are written down, so that teardown unlinks every one still
+# there, even one made by an actor that was killed since.
+_SEGMENTS_DIR = [None]
+_SEGMENTS_FILE = "mpspec-shared-memory-segments"
+
+
+def _record_segment(name):
+    directory = _ACTOR_TEMPDIR[0] or _SEGMENTS_DIR[0]
+    if directory is None or not isinstance(name, str):
+        return
+    line = (json.dumps(name) + "\n").encode("utf-8")
+    fd = os.open(os.path.join(directory, _SEGMENTS_FILE),
+                 os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)  # one write with O_APPEND: lines of concurrent actors never mix
+    finally:
+        os.close(fd)
+
+
+def _recorded_segments(directory):
+    try:
+        with open(os.path.join(directory, _SEGMENTS_FILE), "rb") as records:
+            lines = records.read().decode("utf-8").splitlines()
+    except OSError:
+        return []
+    names = []
+    for line in lines:
+        try:
+            name = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        if isinstance(name, str) and name not in names:
+            names.append(name)
+    return names
+
+
+def _open_segment(name=None, create=False, size=0):
+    """SharedMemory(name, create, size) of the package under test; a creation is written down
+    (a given name before the attempt, a generated one after) for teardown."""
+    if create and name is not None:
+        _record_segment(name)
+    shm = _shared_memory_module().SharedMemory(name=name, create=create, size=size)
+    if create and name is None:
+        _record_segment(shm.name)
+    return shm
+
+
+def _create_shared_memory(ctx, kwargs):
+    return _open_segment(**kwargs)
+
+
+def _unlink_segments(names):
+    """Unlink every segment of `names` that still exists, and leave none of them registered
+    with this process's resource tracker (so that it has no "leaked shared_memory" warning to
+    give when it stops).  Registering and then unregistering a name is safe whether the tracker
+    knew it or not: it keeps a set."""
+    if not names:
+        return
+    try:
+        module = _shared_memory_module()
+    except ImportError:
+        return
+    posix = getattr(module, "_posixshmem", None)
+    try:
+        tracker = importlib.import_module(MP.__name__ + ".resource_tracker")
+    except ImportError:
+        tracker = None
+    tracked = (tracker is not None
+               and getattr(getattr(tracker, "_resource_tracker", None), "_fd", None) is not None)
+    for name in names:
+        system_name = name if name.startswith("/") else "/" + name
+        try:
+            if tracked:
+                tracker.register(system_name, "shared_memory")
+            if posix is not None:
+                posix.shm_unlink(system_name)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            _log("cannot unlink shared memory %r: %s" % (name, exc))
+        finally:
+            if tracked:
+                try:
+                    tracker.unregister(system_name, "shared_memory")
+                except Exception:
+                    pass
+
+
+def _forget_resource_tracker():
+    """In an independent actor: drop the resource tracker inherited from the driver (spawn
+    passes its descriptor), so that the actor shares no descriptor with the driver and its
+    SharedMemory handles register with a tracker of its own, as in an unrelated program."""
+    for package in sorted({"multiprocessing", MP.__name__}):
+        module = sys.modules.get(package + ".resource_tracker")
+        tracker = getattr(module, "_resource_tracker", None) if module is not None else None
+        fd = getattr(tracker, "_fd", None)
+        if fd is None:
+            continue
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        tracker._fd = None
+        tracker._pid = None
+
+
+_MEMORY_CHECKED = [False]
+
+
+def _withdraw_unusable_types():
+    """Take SharedMemory (and Module.shared_memory) out of the type table when the package under
+    test cannot make a segment here: its handles register with its resource tracker, which
+    must start (Debian 12's multiprocess 0.70.12 cannot start its own under Python 3.11, and
+    its SharedMemory then fails after creating the segment).  Checked once, at hello; the
+    standard library's tracker is not started for the check."""
+    if _MEMORY_CHECKED[0] or "SharedMemory" not in TYPES:
+        return
+    _MEMORY_CHECKED[0] = True
+    reason = None
+    try:
+        _shared_memory_module()
+        if MP.__name__ != "multiprocessing":
+            tracker = importlib.import_module(MP.__name__ + ".resource_tracker")
+            tracker.ensure_running()
+            stop = getattr(tracker._resource_tracker, "_stop", None)
+            if stop is not None:
+                stop()
+    except Exception as exc:
+        reason = "%s: %s" % (_type_name(type(exc)), exc)
+    if reason is not None:
+        _log("SharedMemory is not offered: %s cannot use it here (%s)" % (MP.__name__, reason))
+        TYPES.pop("SharedMemory", None)
+        TYPES["Module"].methods.pop("shared_memory", None)
+
+
+def _memory_handle(obj):
+    """The handle a SharedMemory call acts on: a slot's bound one, or the object itself."""
+    if _is_memory_slot(obj):
+        if obj.shm is None:
+            raise UnboundSlotError("SharedMemory slot %r is not bound (no shared_memory call "
+                                   "has made its handle in this process)" % obj.name)
+        return obj.shm
+    return obj
+
+
+def _int_arg(kwargs, key, default):
+    value = kwargs.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("`%s` must be an int, not %r" % (key, value))
+    return value
+
+
+def _memory_read(shm, kwargs):
+    offset = _int_arg(kwargs, "offset", 0)
+    size = _int_arg(kwargs, "size", None)
+    if size is None:
+        size = shm.size - offset
+    # The driver refuses what lies outside [0, size) (spec: shared_memory.buf.bounds is open).
+    if offset < 0 or size < 0 or offset + size > shm.size:
+        raise ValueError("read of %d bytes at offset %d is outside [0, %d)"
+                         % (size, offset, shm.size))
+    return bytes(shm.buf[offset:offset + size])
+
+
+def _memory_write(shm, kwargs):
+    offset = _int_arg(kwargs, "offset", 0)
+    data = kwargs.get("data")
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError("`data` must be bytes")
+    if offset < 0 or offset + len(data) > shm.size:
+        raise ValueError("write of %d bytes at offset %d is outside [0, %d)"
+                         % (len(data), offset, shm.size))
+    shm.buf[offset:offset + len(data)] = data
+
+
+def _memory_call(function):
+    def call(obj, kwargs):
+        return function, (_memory_handle(obj), kwargs), {}
+
+    return call
+
+
+def _memory_method(name):
+    def call(obj, kwargs):
+        return getattr(_memory_handle(obj), name), (), {}
+
+    return Method(call=call)
+
+
+def _memory_attribute(name):
+    def call(obj, kwargs):
+        return getattr, (_memory_handle(obj), name), {}
+
+    return Method(call=call)
+
+
+def _shared_memory_methods():
+    return {
+        "name": _memory_attribute("name"),
+        "size": _memory_attribute("size"),
+        "read": Method("offset", "size", call=_memory_call(_memory_read)),
+        "write": Method("offset", "data", call=_memory_call(_memory_write)),
+        "close": _memory_method("close"),
+        "unlink": _memory_method("unlink"),
+    }
+
+
+def _shared_memory_into(slot, kwargs):
+    if not _is_memory_slot(slot):  # the driver checks `as`; a last line of defence
+        raise TypeError("`as` must name a SharedMemory slot")
+    shm = _open_segment(**kwargs)
+    slot.bind(shm)
+    return shm.name
+
+
+def _module_shared_memory(obj, kwargs):
+    kwargs = dict(kwargs)
+    slot = kwargs.pop("as")
+    return _shared_memory_into, (slot, kwargs), {}
 
 
 # Protocol type name -> TypeSpec.  Keep in sync with spec/protocol.md section 6.  Constructor
@@ -640,6 +1071,24 @@ TYPES = {
     "Process": TypeSpec(_create_process, _process_methods(),
                         params=("task", "args", "name", "daemon", "inherited"), local=True),
     "Module": TypeSpec(lambda ctx, kw: "Module", _module_methods()),
+    # Shared values (spec/sharedctypes/sharedctypes.md): the context's own functions.  A method
+    # given `obj: true` goes through get_obj().  Value and Array with lock=False are raw objects
+    # (their lock methods then raise AttributeError, as in CPython).
+    "Value": TypeSpec(_create_shared("Value"), _shared_value_methods(True),
+                      params=("typecode", "value", "lock")),
+    "RawValue": TypeSpec(_create_shared("RawValue"), _shared_value_methods(False),
+                         params=("typecode", "value", "copy_of")),
+    "Array": TypeSpec(_create_shared("Array"), _shared_array_methods(True),
+                      params=("typecode", "size_or_initializer", "lock")),
+    "RawArray": TypeSpec(_create_shared("RawArray"), _shared_array_methods(False),
+                         params=("typecode", "size_or_initializer", "copy_of")),
+    "Synchronized": TypeSpec(_create_synchronized,
+                             dict(_shared_value_methods(True), **_shared_array_methods(True)),
+                             params=("obj", "lock")),
+    # SharedMemory (spec/sharedctypes/shared_memory.md): with args, a handle made in the parent
+    # and inherited; without, a slot (_MemorySlot) bound by Module.shared_memory(as=...).
+    "SharedMemory": TypeSpec(_create_shared_memory, _shared_memory_methods(),
+                             params=("name", "create", "size")),
     # Queues (spec/queue): the context's own classes; queue.Full / queue.Empty are kinds Full /
     # Empty (_error_kind_table).  close, join_thread and cancel_join_thread act on the calling
     # actor's copy only, as in CPython.
@@ -850,6 +1299,8 @@ def _build_object(ctx, name, typename, kwargs, created):
         return _Local(name, typename, _name_refs(kwargs, object_types))
     if typename == "Connection" and not kwargs:
         return _Slot(name)
+    if typename == "SharedMemory" and not kwargs:
+        return _MemorySlot(name)
     kwargs = _bind_uncarriables(_map_refs(kwargs, Driver._constructor_ref(created)))
     return spec.create(ctx, kwargs)
 
@@ -981,6 +1432,7 @@ def _error_kind_table():
             OverflowError: "OverflowError",
             NotImplementedError: "NotImplementedError",
             EOFError: "EOFError",
+            IndexError: "IndexError",
             threading.BrokenBarrierError: "BrokenBarrierError",
             queue.Full: "Full",
             queue.Empty: "Empty",
@@ -1027,6 +1479,9 @@ def error_payload(exc):
     # Error values (protocol section 6): BufferTooShort carries the whole message.
     if kind == "BufferTooShort" and exc.args and isinstance(exc.args[0], (bytes, bytearray)):
         payload["value"] = encode_value(bytes(exc.args[0]))
+    # An OSError's errno, by its symbolic name (protocol section 5, event.errors).
+    if kind == "OSError" and getattr(exc, "errno", None) in errno.errorcode:
+        payload["errno"] = errno.errorcode[exc.errno]
     return payload
 
 
@@ -1221,6 +1676,7 @@ def _independent_actor_main(name, nthreads, spec, commands, results, library, ex
     os.close(devnull)
     select_module(module)
     select_library(library)
+    _forget_resource_tracker()
     ctx = MP.get_context("fork" if "fork" in MP.get_all_start_methods() else None)
     objects = {}
     for objname, typename, kwargs in entries:
@@ -1342,6 +1798,19 @@ def task_start_child(task, args=None, daemon=None, join=True, conn=None):
         child.join()
 
 
+def task_queue_put(queue, values, exit="return", conn=None):
+    """spec/process/process.md, process.task.queue_put: a producer that ends."""
+    if exit not in ("return", "hard", "cancel"):
+        raise ValueError("exit must be 'return', 'hard' or 'cancel', not %r" % (exit,))
+    for value in values:
+        queue.put(value)
+        _task_send(conn, queue.empty())
+    if exit == "hard":
+        os._exit(0)
+    if exit == "cancel" and hasattr(queue, "cancel_join_thread"):
+        queue.cancel_join_thread()
+
+
 _TASKS = {
     "identity": task_identity,
     "exit": task_exit,
@@ -1352,6 +1821,7 @@ _TASKS = {
     "describe": task_describe,
     "start_child": task_start_child,
     "watch_parent": task_watch_parent,
+    "queue_put": task_queue_put,
 }
 
 
@@ -1700,6 +2170,7 @@ class Driver:
             raise _protocol_error("this driver speaks protocol %d, not %r"
                                   % (PROTOCOL_VERSION, version))
         self.greeted = True
+        _withdraw_unusable_types()
         return {
             "protocol": PROTOCOL_VERSION,
             "name": backend_name(),
@@ -1804,7 +2275,7 @@ class Driver:
                 owners[name] = item["owner"]
         object_types = {name: typename for name, typename, _ in objects}
         slots = {name for name, typename, kwargs in objects
-                 if typename == "Connection" and not kwargs}
+                 if typename in ("Connection", "SharedMemory") and not kwargs}
         inherited = {name for name, typename, kwargs in objects
                      if _is_inherited_entry(typename, kwargs)}
 
@@ -1853,7 +2324,9 @@ class Driver:
 
         # Build.  On any failure, tear the partial setup down and reply SetupError.
         ctx = MP.get_context(start_method)
-        if start_method != "fork":
+        if start_method != "fork" or "SharedMemory" in object_types.values():
+            # Also before the actors of a setup with SharedMemory: they then share the
+            # driver's tracker, as children of a process that made a segment do.
             self._start_resource_tracker(start_method)
         session = Session(ctx, start_method)
         session.slots = slots
@@ -1861,6 +2334,7 @@ class Driver:
         self.session = session
         try:
             session.tempdir = tempfile.mkdtemp(prefix="mpspec-driver-")
+            _SEGMENTS_DIR[0] = session.tempdir
             for name, typename, kwargs in objects:
                 try:
                     obj = _build_object(ctx, name, typename, kwargs, session.objects)
@@ -2189,6 +2663,9 @@ class Driver:
         # semaphores and unregisters them from the resource tracker.
         gc.collect()
         if tempdir is not None:
+            # Every SharedMemory segment the setup or its slots created, if still there.
+            _SEGMENTS_DIR[0] = None
+            _unlink_segments(_recorded_segments(tempdir))
             shutil.rmtree(tempdir, ignore_errors=True)
 
     def op_teardown(self, request):

@@ -21,7 +21,8 @@ class RegistryTest(unittest.TestCase):
     def test_repository_registry(self):
         static = backends.load(os.path.join(support.HARNESS, "backends.toml"), discover=False)
         self.assertEqual([n for n, b in static.items() if not b.mutant],
-                         ["reference", "cpython", "cpython-spawn", "multiprocess", "fasteners"])
+                         ["reference", "cpython", "cpython-spawn", "multiprocess", "fasteners",
+                          "boost-interprocess"])
         self.assertTrue({"mutant-never-blocks", "mutant-release-unheld-ok"} <= set(static))
         # Discovered backends (test_backend_discovery.py) come after the registry's own.
         self.assertEqual(list(self.reg)[:len(static)], list(static))

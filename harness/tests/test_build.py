@@ -89,7 +89,8 @@ class SetupScriptTest(unittest.TestCase):
         return p.returncode, p.stdout + p.stderr, calls
 
     ALL = ["libgtest-dev", "librapidcheck-dev", "libbenchmark-dev", "nlohmann-json3-dev",
-           "libssl-dev", "python3", "python3-multiprocess", "python3-fasteners"]
+           "libssl-dev", "python3", "python3-multiprocess", "python3-fasteners",
+           "libboost-dev"]
 
     def test_quiet_when_everything_is_present(self):
         rc, out, calls = self.run_setup(self.ALL)

@@ -32,6 +32,22 @@ DRIVER = os.environ.get("MPSPEC_CPYTHON_DRIVER") or os.path.normpath(
 MODULE = os.environ.get("MPSPEC_DRIVER_MODULE") or "multiprocessing"
 MODULE_ARGS = [] if MODULE == "multiprocessing" else ["--module", MODULE]
 
+
+
+def _memory_offered():
+    """Whether the driver offers SharedMemory with MODULE here: its resource tracker starts
+    (Debian 12's multiprocess 0.70.12 cannot start one under Python 3.11)."""
+    if MODULE == "multiprocessing":
+        return True
+    code = "import %s.shared_memory, %s.resource_tracker as t; t.ensure_running()" % (
+        MODULE, MODULE)
+    probe = subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+    return probe.returncode == 0
+
+
+_MEMORY_OFFERED = _memory_offered()
+
 WAIT = 10.0  # bound on any single expected message (generous: "is woken" checks)
 GRACE = 0.1  # the `small` grace period of "is blocked" checks
 WATCHDOG = 25.0  # per test
@@ -335,6 +351,9 @@ class HelloAndSetupTest(DriverTestCase):
         lock = ["acquire", "release", "__enter__", "__exit__"]
         queue = ["put", "put_nowait", "get", "get_nowait", "qsize", "empty", "full", "close",
                  "join_thread", "cancel_join_thread"]
+        value = ["value", "set_value", "add"] + lock
+        array = ["len", "getitem", "setitem", "getslice", "setslice", "value", "raw",
+                 "set_value", "add"]
         self.assertEqual(result["types"], {
             "Lock": lock,
             "RLock": lock,
@@ -351,13 +370,22 @@ class HelloAndSetupTest(DriverTestCase):
             "Process": ["start", "terminate", "kill", "close", "is_alive", "join", "exitcode",
                         "pid", "sentinel", "name", "daemon", "set_name", "set_daemon"],
             "Module": ["current_process", "parent_process", "active_children", "cpu_count",
-                       "wait", "client", "set_start_method", "get_context"],
+                       "wait", "client", "set_start_method", "get_context"]
+                      + (["shared_memory"] if _MEMORY_OFFERED else []),
             "Queue": queue,
             "JoinableQueue": queue + ["task_done", "join"],
             "SimpleQueue": ["put", "get", "empty", "close"],
+            "Value": value,
+            "RawValue": ["value", "set_value", "add"],
+            "Array": array + lock,
+            "RawArray": array,
+            "Synchronized": value + [m for m in array if m not in value],
+            **({"SharedMemory": ["name", "size", "read", "write", "close", "unlink"]}
+               if _MEMORY_OFFERED else {}),
         })
         self.assertEqual(set(result["features"]), {"timeout", "nonblocking", "threads", "kill",
-                                                   "prelude", "independent", "uncarriable"})
+                                                   "prelude", "independent", "uncarriable",
+                                                   "refs"})
         self.assertEqual(result["start_methods"], module.get_all_start_methods())
         self.assertEqual(d.error("hello", protocol=2), "ProtocolError")
 
@@ -1007,6 +1035,26 @@ class ProcessTest(DriverTestCase):
         self.assertEqual((sorted(messages[0]), exitcode), (["name", "pid"], 0))
         # The parent (the actor) runs on: join(timeout) times out.
         self.assertEqual(self.run_task(d, "watch_parent", {"timeout": 0.05}), ([True, True], 0))
+
+    def test_queue_put(self):
+        # process.task.queue_put: puts each value, probing empty() on conn, then ends as told.
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        for exit in ("return", "hard", "cancel"):
+            objects = _pipe(owners=("a", "a"), duplex=False)
+            objects[1]["name"], objects[2]["name"] = "R", "W"
+            objects.append(_obj("Q", "Queue"))
+            objects.append(_obj("X", "Process", task="queue_put",
+                                args={"queue": {"$ref": "Q"}, "values": [1, "two"],
+                                      "exit": exit, "conn": {"$ref": "W"}}))
+            d.setup([{"name": "a"}], objects=objects, start_method=self.start_method)
+            v = lambda _o, _m, **kw: d.value(d.call("a", _m, kw, obj=_o))
+            self.assertIsNone(v("X", "start"))
+            self.assertIsInstance(v("R", "recv"), bool)
+            self.assertIsInstance(v("R", "recv"), bool)
+            self.assertIsNone(v("X", "join", timeout=WAIT))
+            self.assertEqual(v("X", "exitcode"), 0, exit)
+            d.ok("teardown")
 
     def test_watch_parent_sees_its_parent_end(self):
         # start_child's child C waits for its non-daemonic grandchild at exit until killed.
@@ -1685,6 +1733,7 @@ class PureFunctionsTest(unittest.TestCase):
             (multiprocessing.TimeoutError(), "TimeoutError"),
             (multiprocessing.ProcessError(), "ProcessError"),
             (multiprocessing.managers.RemoteError(), "RemoteError"),
+            (IndexError("invalid index"), "IndexError"),
             (KeyError("k"), "Other"),
             (ZeroDivisionError(), "Other"),
             (KeyboardInterrupt(), "Other"),
@@ -1694,6 +1743,11 @@ class PureFunctionsTest(unittest.TestCase):
                 self.assertEqual(self.m.error_kind(exc), kind)
         payload = self.m.error_payload(KeyError("k"))
         self.assertTrue(payload["message"].startswith("KeyError"), payload)
+        # An OSError carries its errno by name; other errors and errno-less OSErrors do not.
+        self.assertEqual(self.m.error_payload(FileNotFoundError(2, "No such file"))["errno"],
+                         "ENOENT")
+        self.assertNotIn("errno", self.m.error_payload(OSError("no number")))
+        self.assertNotIn("errno", self.m.error_payload(ValueError(17)))
 
     def test_values(self):
         m = self.m
@@ -1743,6 +1797,215 @@ class PureFunctionsTest(unittest.TestCase):
         self.assertEqual(event["status"], "error")
         self.assertEqual(event["error"]["kind"], "Other")
         self.assertTrue(event["error"]["message"].startswith("object"))
+
+
+class SharedValuesTest(DriverTestCase):
+    """Value, RawValue, Array, RawArray, Synchronized (spec/sharedctypes/sharedctypes.md)."""
+
+    start_method = "fork"
+
+    def call_value(self, _d, _actor, _object, _method, **args):
+        return _d.value(_d.call(_actor, _method, args, obj=_object))
+
+    def call_error(self, _d, _actor, _object, _method, **args):
+        event = _d.wait_event(_d.call(_actor, _method, args, obj=_object))
+        self.assertEqual(event["status"], "error", event)
+        return event["error"]
+
+    def test_values_arrays_and_locks(self):
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        d.setup([{"name": "a"}, {"name": "b"}], start_method=self.start_method, objects=[
+            _obj("L", "Lock"),
+            _obj("V", "Value", typecode="i", value=7),
+            _obj("D", "Value", typecode="d", lock={"$ref": "L"}),
+            _obj("F", "Value", typecode="i", lock=False),
+            _obj("R", "RawValue", typecode="q"),
+            _obj("A", "Array", typecode="c", size_or_initializer=_b64(b"ab\x00cd")),
+            _obj("W", "RawArray", typecode="i", size_or_initializer=[1, 2, 3]),
+            _obj("C", "RawArray", copy_of={"$ref": "W"}),
+            _obj("S", "Synchronized", obj={"$ref": "W"}),
+        ])
+        v, e = self.call_value, self.call_error
+        self.assertEqual(v(d, "b", "V", "value"), 7)
+        self.assertIsNone(v(d, "a", "V", "add", delta=2, times=5, locked=True))
+        self.assertIsNone(v(d, "a", "V", "add", delta=1))
+        self.assertEqual(v(d, "b", "V", "value", obj=True), 18)
+        self.assertEqual(v(d, "a", "D", "value"), 0.0)
+        # The wrapper's lock is the given Lock.
+        self.assertIs(v(d, "a", "D", "acquire"), True)
+        self.assertIs(v(d, "b", "L", "acquire", block=False), False)
+        blocked = d.call("b", "set_value", {"value": 1}, obj="D")
+        self.assertFalse(d.returns_within(blocked, GRACE))
+        self.assertIsNone(v(d, "a", "D", "set_value", value=2.5, obj=True))
+        self.assertIsNone(v(d, "a", "D", "release"))
+        self.assertIsNone(d.value(blocked))
+        self.assertEqual(v(d, "a", "D", "value"), 1.0)
+        # lock=False is raw: no lock to take.
+        self.assertEqual(e(d, "a", "F", "acquire")["kind"], "AttributeError")
+        self.assertIsNone(v(d, "a", "F", "set_value", value=3))
+        self.assertEqual(v(d, "b", "F", "value"), 3)
+        self.assertIsNone(v(d, "a", "R", "add", delta=-4, times=3))
+        self.assertEqual(v(d, "b", "R", "value"), -12)
+        # A 'c' array: value, raw, slices as bytes.
+        self.assertEqual(v(d, "b", "A", "value"), _b64(b"ab"))
+        self.assertEqual(v(d, "b", "A", "raw"), _b64(b"ab\x00cd"))
+        self.assertEqual(v(d, "b", "A", "getslice", start=None, stop=None, step=2),
+                         _b64(b"a\x00d"))
+        self.assertIsNone(v(d, "a", "A", "setslice", start=0, stop=2, step=None,
+                            values=_b64(b"XY")))
+        self.assertEqual(e(d, "a", "A", "set_value", value=_b64(b"toolong"))["kind"],
+                         "ValueError")
+        self.assertEqual(v(d, "b", "A", "len"), 5)
+        # Elements: negative indices, out of range (IndexError), wrong type, slices.
+        self.assertIsNone(v(d, "a", "S", "setitem", index=-1, value=9))
+        self.assertEqual(v(d, "b", "W", "getslice", start=None, stop=None, step=None), [1, 2, 9])
+        self.assertEqual(e(d, "b", "W", "getitem", index=3)["kind"], "IndexError")
+        self.assertEqual(e(d, "b", "S", "getitem", index="x")["kind"], "TypeError")
+        self.assertEqual(e(d, "b", "S", "setslice", start=0, stop=2, values=[1])["kind"],
+                         "ValueError")
+        self.assertIsNone(v(d, "a", "S", "add", index=0, delta=10, times=2, locked=True))
+        self.assertEqual(v(d, "b", "S", "getitem", index=0, obj=True), 21)
+        self.assertEqual(v(d, "b", "C", "getslice"), [1, 2, 3])  # a copy: memory of its own
+        # RawValue / RawArray take no `locked`, and raw types have no lock methods.
+        self.assertEqual(d.error("call", tag="r1", actor="a", object="R", method="add",
+                                 args={"delta": 1, "locked": True}), "Unsupported")
+        self.assertEqual(d.error("call", tag="r2", actor="a", object="W", method="acquire",
+                                 args={}), "Unsupported")
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+        self.assertNotIn("Traceback", d.stderr)
+
+    def test_construction_errors(self):
+        d = self.greeted()
+        for entry in (_obj("X", "Value", typecode="z"), _obj("X", "Value", typecode="i", value="x"),
+                      _obj("X", "Value", typecode="i", lock=0), _obj("X", "Value"),
+                      _obj("X", "Array", typecode="i", size_or_initializer=-1),
+                      _obj("X", "Array", typecode="i"),
+                      _obj("X", "RawArray", typecode="c", size_or_initializer="text"),
+                      _obj("X", "RawValue", typecode="i", copy_of={"$ref": "X"}),
+                      _obj("X", "Value", typecode="i", copy_of=1)):
+            with self.subTest(entry=entry):
+                self.assertEqual(d.error("setup", objects=[entry], actors=[{"name": "a"}]),
+                                 "SetupError")
+        objects = [_obj("V", "Value", typecode="i"), _obj("S", "Synchronized", obj={"$ref": "V"})]
+        self.assertEqual(d.error("setup", objects=objects, actors=[{"name": "a"}]), "SetupError")
+
+    def test_refs_send_refuses_shared_objects(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}, {"name": "b"}],
+                objects=[_obj("V", "Value", typecode="i"), _obj("W", "RawArray", typecode="i",
+                                                                size_or_initializer=2)]
+                + _pipe())
+        for name in ("V", "W"):
+            error = self.call_error(d, "a", "C0", "send", obj={"$ref": name})
+            self.assertEqual(error["kind"], "RuntimeError", error)
+        self.assertIs(self.call_value(d, "b", "C1", "poll"), False)
+        d.ok("bye")
+
+
+class SharedValuesSpawnTest(SharedValuesTest):
+    start_method = "spawn"
+
+
+def _shm_names():
+    try:
+        return set(os.listdir("/dev/shm"))
+    except OSError:
+        return set()
+
+
+@unittest.skipUnless(_MEMORY_OFFERED, "%s cannot make SharedMemory segments here" % MODULE)
+class SharedMemoryTest(DriverTestCase):
+    """SharedMemory and Module.shared_memory (spec/sharedctypes/shared_memory.md)."""
+
+    def call_value(self, _d, _actor, _object, _method, **args):
+        return _d.value(_d.call(_actor, _method, args, obj=_object))
+
+    def call_error(self, _d, _actor, _object, _method, **args):
+        event = _d.wait_event(_d.call(_actor, _method, args, obj=_object))
+        self.assertEqual(event["status"], "error", event)
+        return event["error"]
+
+    def name(self, tag):
+        return "mpspec%x%s" % (os.getpid(), tag)
+
+    def test_handles_slots_and_teardown(self):
+        d = self.greeted()
+        n, m = self.name("a"), self.name("b")
+        d.setup([{"name": "a"}, {"name": "b"}], objects=[
+            {"name": "S", "type": "SharedMemory", "args": {"name": n, "create": True, "size": 16}},
+            _obj("X", "SharedMemory"), _obj("Y", "SharedMemory"), _obj("Mod", "Module")])
+        v, e = self.call_value, self.call_error
+        self.assertEqual(v(d, "a", "S", "name"), n)
+        self.assertEqual(v(d, "a", "S", "size"), 16)
+        self.assertIsNone(v(d, "a", "S", "write", offset=2, data=_b64(b"hi")))
+        self.assertEqual(v(d, "b", "S", "read", size=4), _b64(b"\x00\x00hi"))
+        self.assertEqual(e(d, "b", "S", "read", offset=10, size=7)["kind"], "ValueError")
+        self.assertEqual(e(d, "b", "S", "write", offset=-1, data=_b64(b"x"))["kind"],
+                         "ValueError")
+        # Slots: unbound (kind Other), created, attached; errors with their errno.
+        self.assertIn("UnboundSlotError", e(d, "a", "X", "name")["message"])
+        self.assertEqual(v(d, "a", "Mod", "shared_memory", **{"as": "X", "name": m,
+                                                                "create": True, "size": 8}), m)
+        error = e(d, "b", "Mod", "shared_memory", **{"as": "Y", "name": m, "create": True,
+                                                       "size": 8})
+        self.assertEqual((error["kind"], error.get("errno")), ("OSError", "EEXIST"), error)
+        error = e(d, "b", "Mod", "shared_memory", **{"as": "Y", "name": self.name("none")})
+        self.assertEqual((error["kind"], error.get("errno")), ("OSError", "ENOENT"), error)
+        self.assertEqual(e(d, "b", "Mod", "shared_memory", **{"as": "Y", "name": None})["kind"],
+                         "ValueError")
+        generated = v(d, "b", "Mod", "shared_memory", **{"as": "Y", "name": None,
+                                                          "create": True, "size": 4})
+        self.assertIsInstance(generated, str)
+        self.assertIsNone(v(d, "a", "X", "close"))
+        self.assertEqual(e(d, "a", "X", "read")["kind"], "TypeError")  # buf is None
+        # `as` must name a slot.
+        self.assertEqual(d.error("call", tag="bad", actor="a", object="Mod",
+                                 method="shared_memory", args={"as": "S", "name": m}),
+                         "ProtocolError")
+        # A failed creation (CPython 3.9+ raises TypeError and leaves the segment behind; 3.8
+        # accepts the size) is still unlinked at teardown.
+        d.wait_event(d.call("a", "shared_memory", {"as": "X", "name": self.name("c"),
+                                                   "create": True, "size": 1.5}, obj="Mod"))
+        self.assertIn(n, _shm_names())
+        d.ok("teardown")
+        made = {n, m, generated, self.name("c")}
+        self.assertEqual(_shm_names() & made, set(), "segments left after teardown")
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+        self.assertNotIn("leaked", d.stderr)
+        self.assertNotIn("Traceback", d.stderr)
+
+    def test_killed_creator_segment_is_unlinked_at_teardown(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}, {"name": "b"}],
+                objects=[_obj("X", "SharedMemory"), _obj("Mod", "Module")])
+        name = self.call_value(d, "a", "Mod", "shared_memory",
+                               **{"as": "X", "name": None, "create": True, "size": 8})
+        self.assertIn(name, _shm_names())
+        self.assertEqual(d.ok("kill", actor="a"), {"exitcode": -signal.SIGKILL})
+        self.assertIn(name, _shm_names(), "the actors share the driver's resource tracker")
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+        self.assertNotIn(name, _shm_names())
+        self.assertNotIn("leaked", d.stderr)
+
+    def test_independent_attacher_has_its_own_tracker(self):
+        d = self.greeted()
+        n = self.name("i")
+        d.setup([{"name": "a"}, {"name": "u", "independent": True}],
+                objects=[_obj("X", "SharedMemory"), _obj("Mod", "Module")])
+        v = self.call_value
+        self.assertEqual(v(d, "a", "Mod", "shared_memory",
+                           **{"as": "X", "name": n, "create": True, "size": 8}), n)
+        self.assertEqual(v(d, "u", "Mod", "shared_memory", **{"as": "X", "name": n}), n)
+        self.assertIsNone(v(d, "u", "X", "write", data=_b64(b"u")))
+        self.assertEqual(v(d, "a", "X", "read", size=1), _b64(b"u"))
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+        self.assertNotIn(n, _shm_names())
+        self.assertNotIn("Traceback", d.stderr)
 
 
 if __name__ == "__main__":

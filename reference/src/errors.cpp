@@ -28,5 +28,6 @@ const char* ProcessError::kind() const noexcept { return "ProcessError"; }
 const char* NotImplementedError::kind() const noexcept { return "NotImplementedError"; }
 const char* TypeError::kind() const noexcept { return "TypeError"; }
 const char* OverflowError::kind() const noexcept { return "OverflowError"; }
+const char* IndexError::kind() const noexcept { return "IndexError"; }
 
 }  // namespace mp

@@ -1,5 +1,6 @@
-// The sequential FIFO model of Queue and SimpleQueue (spec/queue/queue.md §7,
-// spec/queue/simple_queue.md §6): the strict profile's linearizable queue.
+// The sequential FIFO model of Queue, SimpleQueue and JoinableQueue (spec/queue/queue.md §7,
+// spec/queue/simple_queue.md §6, spec/queue/joinable_queue.md §5): the strict profile's
+// linearizable queue.
 //
 // State: the items held, head first. Values are opaque: an item is the canonical text of its
 // JSON value (the checker writes it with nlohmann::json::dump(), whose objects have sorted keys,
@@ -26,6 +27,10 @@
 // defaults (Op::rank -1, Op::after 0, Item::claimed false) the model is the plain FIFO model.
 // See conformance/checker/queue_check.cpp for how they are computed and why they are sound.
 //
+// JoinableQueue (spec/queue/joinable_queue.md) is the Queue model plus `unfinished`, the count of
+// unfinished tasks: a put adds its item and one unit in the same step, task_done takes a unit
+// away (ValueError only at 0), join is a step legal only at 0.
+//
 // Every rule of `step` names the clause it makes executable.
 #pragma once
 
@@ -44,9 +49,11 @@
 
 namespace mpspec::model {
 
-template <bool Simple>
+template <bool Simple, bool Joinable = false>
 struct QueueModel {
-  static constexpr std::string_view kTypeName = Simple ? "SimpleQueue" : "Queue";
+  static_assert(!(Simple && Joinable), "a SimpleQueue has no count of tasks");
+  static constexpr std::string_view kTypeName =
+      Simple ? "SimpleQueue" : (Joinable ? "JoinableQueue" : "Queue");
 
   // The bound of a queue without one (a SimpleQueue, or hi before anything narrows it).
   static constexpr std::int64_t kNoBound = std::numeric_limits<std::int64_t>::max();
@@ -68,6 +75,7 @@ struct QueueModel {
     std::int64_t lo = Simple ? kNoBound : 1;  // maxsize >= lo
     std::int64_t hi = kNoBound;               // maxsize <= hi
     std::vector<std::string> closed;          // processes that called close(), sorted
+    std::int64_t unfinished = 0;              // JoinableQueue: the count of unfinished tasks
     // Hint: which claimed values have been put, by rank, and the length of the prefix of
     // ranks all put (see Op::rank).
     std::vector<std::uint64_t> put_bits;
@@ -86,6 +94,8 @@ struct QueueModel {
     kClose,
     kJoinThread,
     kCancelJoinThread,
+    kTaskDone,  // JoinableQueue only
+    kJoin,      // JoinableQueue only
     kBound,  // not a call: the test's declaration of maxsize (see the top of this file)
   };
 
@@ -291,6 +301,32 @@ struct QueueModel {
         if (unknown) return {s};
         if (!raised && std::holds_alternative<std::monostate>(*value)) return {s};
         return {};
+
+      case Method::kTaskDone: {
+        if (!Joinable) return {};
+        State t = s;
+        --t.unfinished;
+        // [joinable_queue.kill.task_done] a killed task_done took one unit away or none.
+        if (unknown) return s.unfinished > 0 ? std::vector<State>{s, t} : std::vector<State>{s};
+        // [joinable_queue.task_done.too_many] [joinable_queue.task_done.concurrent]
+        // [joinable_queue.construct] ValueError only when the count is 0, which it stays.
+        if (raised)
+          return raised->kind == "ValueError" && s.unfinished == 0 ? std::vector<State>{s}
+                                                                   : none();
+        // [joinable_queue.task_done.decrements] [joinable_queue.count.calls] one unit away.
+        if (s.unfinished > 0 && std::holds_alternative<std::monostate>(*value)) return {t};
+        return {};
+      }
+
+      case Method::kJoin:
+        if (!Joinable) return {};
+        // [joinable_queue.kill.joiner] a killed join changes nothing.
+        if (unknown) return {s};
+        // [joinable_queue.join.zero] [joinable_queue.join.blocks] [joinable_queue.join.wakes]
+        // [joinable_queue.join.instant] join returns None only at an instant the count is 0.
+        if (!raised && s.unfinished == 0 && std::holds_alternative<std::monostate>(*value))
+          return {s};
+        return {};
     }
     return {};
   }
@@ -305,6 +341,7 @@ struct QueueModel {
     h ^= static_cast<std::uint64_t>(s.hi) * 0xbf58476d1ce4e5b9ULL;
     h ^= static_cast<std::uint64_t>(s.closed.size()) * 0x94d049bb133111ebULL;
     h ^= static_cast<std::uint64_t>(s.put_low) * 0x2545f4914f6cdd1dULL;
+    h ^= static_cast<std::uint64_t>(s.unfinished) * 0xd6e8feb86659fd93ULL;
     return h;
   }
 
@@ -333,6 +370,7 @@ struct QueueModel {
         if (s.hi != kNoBound) out += " and <= " + std::to_string(s.hi);
       }
     }
+    if (Joinable) out += ", " + std::to_string(s.unfinished) + " unfinished task(s)";
     if (!s.closed.empty()) {
       out += ", closed in";
       for (const std::string& p : s.closed) out += " " + p;
@@ -380,6 +418,12 @@ struct QueueModel {
       case Method::kCancelJoinThread:
         out = "cancel_join_thread()";
         break;
+      case Method::kTaskDone:
+        out = "task_done()";
+        break;
+      case Method::kJoin:
+        out = "join()";
+        break;
       case Method::kBound:
         return op.maxsize > 0 ? "<maxsize declared by the test: " + std::to_string(op.maxsize) + ">"
                               : std::string("<declared unbounded by the test>");
@@ -405,6 +449,9 @@ struct QueueModel {
     if (size >= s.hi) return std::nullopt;  // full for every maxsize still possible
     State t = s;
     t.lo = std::max(t.lo, size + 1);
+    // [joinable_queue.count.put] [joinable_queue.kill.put] [joinable_queue.linearizable] the item
+    // and its unit of count are added in one step.
+    if (Joinable) ++t.unfinished;
     t.items.push_back(Item{op.obj, op.rank >= 0});
     if (op.rank >= 0) {
       const auto r = static_cast<std::size_t>(op.rank);
@@ -479,8 +526,10 @@ struct QueueModel {
 
 using Queue = QueueModel<false>;
 using SimpleQueue = QueueModel<true>;
+using JoinableQueue = QueueModel<false, true>;
 
 static_assert(Model<Queue>);
 static_assert(Model<SimpleQueue>);
+static_assert(Model<JoinableQueue>);
 
 }  // namespace mpspec::model

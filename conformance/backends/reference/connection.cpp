@@ -167,7 +167,19 @@ Json ConnectionObject::call(const std::string& method, const Json& args) {
   std::shared_ptr<mp::Connection> c = get();
   if (method == "send") {
     if (!args.contains("obj")) throw KindError("TypeError", "send() needs 'obj'");
-    c->send(to_value(args["obj"]));
+    const Json& obj = args["obj"];
+    if (obj.is_object() && obj.size() == 1 && obj.contains("$ref") && objects_ != nullptr) {
+      // Feature `refs`: libmp's shared values live in memory that processes inherit and have no
+      // encoding for a Connection (mp::Connection::send takes an mp::Value; there is no
+      // conversion from a shared value), so the attempt is refused before anything is written,
+      // as [sharedctypes.process.inherit_only] asks.
+      if (is_shared_value(objects_->ref(obj))) {
+        throw KindError("RuntimeError",
+                        "shared values are shared between processes only through inheritance");
+      }
+      throw KindError("TypeError", "this object cannot be sent on a Connection");
+    }
+    c->send(to_value(obj));
     return nullptr;
   }
   if (method == "recv") return from_value(c->recv());
@@ -361,6 +373,7 @@ void register_connection(driverkit::Backend& b) {
        "readable", "writable", "fileno", "__enter__", "__exit__"},
       [](const Json& args, const driverkit::Objects& objects) {
         auto c = std::make_unique<ConnectionObject>();
+        c->set_objects(&objects);
         if (args.is_object() && args.contains("pipe")) {
           auto* pipe = dynamic_cast<PipeObject*>(&objects.ref(args["pipe"]));
           if (pipe == nullptr) throw KindError("TypeError", "'pipe' must name a Pipe");

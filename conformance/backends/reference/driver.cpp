@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   mpspec::driverkit::Backend b;
   b.name = "reference";
   b.version = "0.1.0";
-  b.features = {"timeout", "nonblocking", "threads", "kill", "prelude", "strict"};
+  b.features = {"timeout", "nonblocking", "threads", "kill", "prelude", "strict", "refs"};
   register_lock(b);
   register_rlock(b);
   register_semaphore(b);
@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   register_connection(b);
   register_process(b);
   register_queue(b);
+  register_sharedctypes(b);
+  register_shared_memory(b);  // after register_process: adds Module.shared_memory
   b.map_error = [](const std::exception& e) -> std::pair<std::string, std::string> {
     if (auto* err = dynamic_cast<const mp::Error*>(&e)) return {err->kind(), err->what()};
     return {"Other", e.what()};

@@ -195,6 +195,34 @@ int task_watch_parent(const mp::TaskArgs& a) {
   return 0;
 }
 
+// [process.task.queue_put]: puts `values` on the queue `queue` (a $ref), sending empty() after
+// each put when given `conn`, then ends as `exit` says. libmp's queues have no feeder thread,
+// so "cancel" has nothing to cancel; "hard" is _exit(0).
+int task_queue_put(const mp::TaskArgs& a) {
+  const Json args = parse_task_args(a);
+  driverkit::Object* conn = conn_of(args);
+  if (!args.contains("queue") || g_objects == nullptr)
+    throw KindError("TypeError", "queue_put() needs 'queue'");
+  driverkit::Object& queue = g_objects->ref(args["queue"]);
+  const Json values = args.value("values", Json::array());
+  if (!values.is_array()) throw KindError("TypeError", "values must be a list");
+  const std::string exit = args.value("exit", std::string("return"));
+  if (exit != "return" && exit != "hard" && exit != "cancel")
+    throw KindError("ValueError", "exit must be 'return', 'hard' or 'cancel'");
+  for (const Json& v : values) {
+    queue.call("put", Json{{"obj", v}});
+    if (conn != nullptr) send_to(conn, queue.call("empty", Json::object()));
+  }
+  if (exit == "hard") ::_exit(0);
+  if (exit == "cancel") {
+    try {
+      queue.call("cancel_join_thread", Json::object());
+    } catch (const KindError&) {  // a SimpleQueue has none
+    }
+  }
+  return 0;
+}
+
 void register_tasks() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -207,6 +235,7 @@ void register_tasks() {
     mp::register_task("describe", task_describe);
     mp::register_task("start_child", task_start_child);
     mp::register_task("watch_parent", task_watch_parent);
+    mp::register_task("queue_put", task_queue_put);
   });
 }
 

@@ -45,6 +45,8 @@ class ConnectionObject : public driverkit::Object {
   // The connection this object holds in the calling process; throws KindError("Other") for an
   // empty slot. (For wrappers, e.g. the mutants.)
   std::shared_ptr<mp::Connection> get() const;
+  // The setup's objects, for `send` of a `{"$ref": name}` (feature `refs`); set by the factory.
+  void set_objects(const driverkit::Objects* objects) { objects_ = objects; }
   // Holds what `other` holds (the same connection, shared).
   void share(const ConnectionObject& other) {
     auto c = other.get();
@@ -55,6 +57,7 @@ class ConnectionObject : public driverkit::Object {
  private:
   mutable std::mutex mu_;
   std::shared_ptr<mp::Connection> conn_;
+  const driverkit::Objects* objects_ = nullptr;
 };
 
 // An object that Module.wait can watch: a Process stands for its sentinel.
@@ -63,6 +66,16 @@ class Waitable {
   virtual ~Waitable() = default;
   virtual int wait_fd() = 0;
 };
+
+// A mark on the objects of the setup's shared values (Value, RawValue, Array, RawArray,
+// Synchronized; sharedctypes.cpp), so that other adapters recognise them without linking them.
+class SharedValueMark {
+ public:
+  virtual ~SharedValueMark() = default;
+};
+inline bool is_shared_value(const driverkit::Object& object) {
+  return dynamic_cast<const SharedValueMark*>(&object) != nullptr;
+}
 
 // Values of the protocol (JSON, bytes as {"$bytes": ...}) and libmp's mp::Value.
 mp::Value to_value(const driverkit::Json& j);
@@ -85,5 +98,7 @@ void register_local(driverkit::Backend& b);
 void register_connection(driverkit::Backend& b);  // Pipe, Connection, Listener
 void register_process(driverkit::Backend& b);     // Process and Module
 void register_queue(driverkit::Backend& b);       // Queue, JoinableQueue, SimpleQueue
+void register_sharedctypes(driverkit::Backend& b);  // Value, RawValue, Array, RawArray, Synchronized
+void register_shared_memory(driverkit::Backend& b);  // SharedMemory, Module.shared_memory
 
 }  // namespace mpspec::reference_backend

@@ -1413,5 +1413,69 @@ TEST(QueueCore, JoinableQueueAndLabels) {
   EXPECT_THROW(core(lock), std::invalid_argument);
 }
 
+// ------------------------------------------------------------------ JoinableQueue (strict)
+
+TEST(JoinableQueueStrict, CountRules) {
+  MPSPEC_CLAUSES("[joinable_queue.linearizable]");
+  Hist ok("JoinableQueue");
+  ok.put("a", 1, 0, 10).raises("b", "put_nowait", "Full", 20, 30, Json{{"obj", 2}});
+  ok.call("b", "task_done", nullptr, 40, 50).raises("b", "task_done", "ValueError", 60, 70);
+  ok.call("c", "join", nullptr, 80, 90).get("c", 1, 100, 110);
+  EXPECT_EQ(strict_both(ok, 1).verdict, Verdict::kLinearizable) << strict(ok, 1).explanation;
+
+  // join returned while a unit was counted (the put returned before the join was invoked).
+  Hist early("JoinableQueue");
+  early.put("a", 1, 0, 10).call("c", "join", nullptr, 20, 30);
+  const auto r = strict_both(early);
+  EXPECT_EQ(r.verdict, Verdict::kNotLinearizable);
+  EXPECT_NE(r.explanation.find("unfinished"), std::string::npos) << r.explanation;
+
+  // task_done raised ValueError on a positive count.
+  Hist too_many("JoinableQueue");
+  too_many.put("a", 1, 0, 10).raises("b", "task_done", "ValueError", 20, 30);
+  EXPECT_EQ(strict_both(too_many).verdict, Verdict::kNotLinearizable);
+
+  // Concurrent task_done calls on a count of 1: one returns, the other raises.
+  Hist both("JoinableQueue");
+  both.put("a", 1, 0, 10).call("b", "task_done", nullptr, 20, 40);
+  both.raises("c", "task_done", "ValueError", 25, 35);
+  EXPECT_EQ(strict_both(both).verdict, Verdict::kLinearizable);
+  Hist two("JoinableQueue");
+  two.put("a", 1, 0, 10).call("b", "task_done", nullptr, 20, 40);
+  two.call("c", "task_done", nullptr, 25, 35);
+  EXPECT_EQ(strict_both(two).verdict, Verdict::kNotLinearizable);
+
+  // A join overlapping the task_done that brings the count to 0 may return.
+  Hist overlap("JoinableQueue");
+  overlap.put("a", 1, 0, 10).call("c", "join", nullptr, 20, 60);
+  overlap.call("b", "task_done", nullptr, 30, 40).put("a", 2, 45, 50);
+  EXPECT_EQ(strict_both(overlap).verdict, Verdict::kLinearizable);
+}
+
+TEST(JoinableQueueStrict, KilledCalls) {
+  MPSPEC_CLAUSES("[joinable_queue.kill.put] [joinable_queue.kill.task_done]");
+  // A killed put may not have taken effect: join may then return.
+  Hist none("JoinableQueue");
+  none.put_killed("a", 1, 0).call("c", "join", nullptr, 20, 30);
+  EXPECT_EQ(strict_both(none).verdict, Verdict::kLinearizable);
+  // ... but when its item was got, its unit was counted too.
+  Hist both("JoinableQueue");
+  both.put_killed("a", 1, 0).get("b", 1, 10, 20).call("c", "join", nullptr, 30, 40);
+  EXPECT_EQ(strict_both(both).verdict, Verdict::kNotLinearizable);
+  // A killed task_done took one unit away or none, never two.
+  Hist one("JoinableQueue");
+  one.put("a", 1, 0, 10).add("k", "task_done", Json::object(), OpStatus::kInfo, nullptr, "", 20,
+                             {});
+  one.call("c", "join", nullptr, 30, 40);
+  EXPECT_EQ(strict_both(one).verdict, Verdict::kLinearizable);
+  Hist more("JoinableQueue");
+  more.put("a", 1, 0, 10).add("k", "task_done", Json::object(), OpStatus::kInfo, nullptr, "", 20,
+                              {});
+  more.call("b", "task_done", nullptr, 30, 40).call("b", "task_done", nullptr, 50, 60);
+  EXPECT_EQ(strict_both(more).verdict, Verdict::kNotLinearizable);
+  // check_history knows the type too.
+  EXPECT_EQ(check::check_history(both.h).verdict, Verdict::kNotLinearizable);
+}
+
 }  // namespace
 }  // namespace mpspec

@@ -30,6 +30,8 @@
 //   mp::TypeError        "TypeError": a value of the wrong type, or one that
 //                        cannot be carried
 //   mp::OverflowError    "OverflowError": a number too large for its type
+//   mp::IndexError       "IndexError": an index outside a sequence (e.g. an
+//                        element of a shared array)
 //
 // Operating-system failures that no kind describes (mmap running out of
 // memory, ...) are reported as `std::system_error`. Outcomes that are expected
@@ -254,6 +256,16 @@ class TypeError final : public Error {
 // A number is too large for the type that must hold it (e.g. a pickled int
 // outside int64). Kind "OverflowError".
 class OverflowError final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
+// mp::IndexError
+//
+// An index outside the bounds of a sequence (e.g. element 5 of a shared array
+// of 3; CPython's `IndexError('invalid index')`). Kind "IndexError".
+class IndexError final : public Error {
  public:
   using Error::Error;
   const char* kind() const noexcept override;
