@@ -137,24 +137,6 @@ bool utf8_valid(std::string_view s) {
   return true;
 }
 
-void utf8_append(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Encoder.
 
@@ -449,7 +431,7 @@ class Encoder {
       opcode_boundary();
       std::string text;
       text.reserve(b.size() * 2);
-      for (std::byte x : b) utf8_append(text, static_cast<std::uint8_t>(x));
+      for (std::byte x : b) detail::append_utf8(text, static_cast<std::uint8_t>(x));
       std::int64_t* text_slot = str_slot(text);
       if (text_slot != nullptr && *text_slot >= 0) {
         memo_get(*text_slot);
@@ -899,13 +881,13 @@ class Decoder {
     for (std::size_t i = 0; i < s.size();) {
       const auto c = static_cast<unsigned char>(s[i++]);
       if (c != '\\' || i >= s.size()) {
-        utf8_append(out, c);
+        detail::append_utf8(out, c);
         continue;
       }
       const auto next = static_cast<unsigned char>(s[i]);
       if (next != 'u' && next != 'U') {  // a backslash pair or a lone backslash
-        utf8_append(out, c);
-        utf8_append(out, next);
+        detail::append_utf8(out, c);
+        detail::append_utf8(out, next);
         ++i;
         continue;
       }
@@ -933,7 +915,7 @@ class Decoder {
       if (cp >= 0xd800 && cp <= 0xdfff) {
         fail("a str holds a lone surrogate (outside the value domain)");
       }
-      utf8_append(out, cp);
+      detail::append_utf8(out, cp);
     }
     return out;
   }

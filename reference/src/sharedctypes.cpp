@@ -117,24 +117,6 @@ void encode(const CodeInfo& info, const Value& v, std::byte* out) {
   }
 }
 
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
-
 std::uint32_t load_wchar(const std::byte* in) {
   std::uint32_t w;
   std::memcpy(&w, in, 4);
@@ -191,7 +173,7 @@ Value decode(const CodeInfo& info, const std::byte* in) {
       return Value::bytes(std::string_view(reinterpret_cast<const char*>(in), 1));
     case Kind::kWchar: {
       std::string s;
-      append_utf8(s, load_wchar(in));
+      detail::append_utf8(s, load_wchar(in));
       return Value(std::move(s));
     }
   }
@@ -422,7 +404,7 @@ Value RawArray::get_slice(const Slice& slice) const {
   }
   if (typecode() == 'u') {
     std::string out;
-    for (std::int64_t k = 0; k < r.count; ++k) append_utf8(out, load_wchar(at(k)));
+    for (std::int64_t k = 0; k < r.count; ++k) detail::append_utf8(out, load_wchar(at(k)));
     return Value(std::move(out));
   }
   Value::List out;

@@ -1,9 +1,10 @@
-// Internal to libmp: the strict UTF-8 decoder shared by the codec (pickle strings) and
-// mp::Value's repr(). Not installed.
+// Internal to libmp: the strict UTF-8 decoder and the encoder shared by the codec (pickle
+// strings), mp::Value's repr() and the shared values' 'u' code. Not installed.
 #ifndef MP_SRC_UTF8_HPP_
 #define MP_SRC_UTF8_HPP_
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace mp::detail {
@@ -35,6 +36,25 @@ inline std::size_t decode_utf8(std::string_view s, std::size_t i, char32_t& cp) 
   }
   if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
   return len;
+}
+
+// Appends the UTF-8 encoding of code point `cp` (at most U+10FFFF) to `out`.
+inline void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
 }
 
 }  // namespace mp::detail
