@@ -76,6 +76,15 @@ std::string setup_outcome(Scenario& s) {
 
 bool unsupported(const std::string& outcome) { return outcome.rfind("UNSUPPORTED", 0) == 0; }
 
+// Starts `s`, whose setup must fail: false when the backend lacks what it needs (nothing was
+// tried); otherwise expects the failure to be a SetupError and returns true.
+bool setup_fails(Scenario& s, const std::string& what = "") {
+  const std::string outcome = setup_outcome(s);
+  if (unsupported(outcome)) return false;
+  EXPECT_NE(outcome.find("SetupError"), std::string::npos) << what << outcome;
+  return true;
+}
+
 Json value_args(const std::string& code) { return Json{{"typecode", code}}; }
 Json value_args(const std::string& code, Json v) {
   return Json{{"typecode", code}, {"value", std::move(v)}};
@@ -232,11 +241,7 @@ TEST(Sharedctypes, UnknownTypeCodeFailsTheSetup) {
       Scenario s;
       const bool array = std::string(type).find("Array") != std::string::npos;
       s.object("X", type, array ? array_args(code, 2) : value_args(code));
-      const std::string outcome = setup_outcome(s);
-      if (unsupported(outcome)) continue;
-      ++tried;
-      EXPECT_NE(outcome.find("SetupError"), std::string::npos)
-          << "an unknown type code must fail the construction: " << outcome;
+      if (setup_fails(s, "an unknown type code must fail the construction: ")) ++tried;
     }
   }
   if (tried == 0) GTEST_SKIP() << "UNSUPPORTED: the backend offers none of the four types";
@@ -465,10 +470,7 @@ TEST(Sharedctypes, RefusedInitialValueFailsTheSetup) {
       SCOPED_TRACE(std::string(type) + "('" + code + "', " + init.dump() + ")");
       Scenario s;
       s.object("X", type, value_args(code, init));
-      const std::string outcome = setup_outcome(s);
-      if (unsupported(outcome)) continue;
-      ++tried;
-      EXPECT_NE(outcome.find("SetupError"), std::string::npos) << outcome;
+      if (setup_fails(s)) ++tried;
     }
   }
   if (tried == 0) GTEST_SKIP() << "UNSUPPORTED: the backend offers neither Value nor RawValue";
@@ -501,10 +503,7 @@ TEST(Sharedctypes, NegativeArraySizeFailsTheSetup) {
       SCOPED_TRACE(std::string(type) + " of " + std::to_string(n));
       Scenario s;
       s.object("X", type, array_args("i", n));
-      const std::string outcome = setup_outcome(s);
-      if (unsupported(outcome)) continue;
-      ++tried;
-      EXPECT_NE(outcome.find("SetupError"), std::string::npos) << outcome;
+      if (setup_fails(s)) ++tried;
     }
   }
   if (tried == 0) GTEST_SKIP() << "UNSUPPORTED: the backend offers neither Array nor RawArray";
@@ -542,9 +541,7 @@ TEST(Sharedctypes, ArrayFromInitializer) {
       SCOPED_TRACE(std::string(type) + "('" + code + "', " + init.dump() + ")");
       Scenario s;
       s.object("X", type, array_args(code, init));
-      const std::string outcome = setup_outcome(s);
-      if (unsupported(outcome)) continue;
-      EXPECT_NE(outcome.find("SetupError"), std::string::npos) << outcome;
+      setup_fails(s);
     }
   }
 }
@@ -639,10 +636,7 @@ TEST(Sharedctypes, InvalidLockFailsTheSetup) {
       s.object(
           "X", type,
           with_lock(std::string(type) == "Value" ? value_args("i") : array_args("i", 2), lock));
-      const std::string outcome = setup_outcome(s);
-      if (unsupported(outcome)) continue;
-      ++tried;
-      EXPECT_NE(outcome.find("SetupError"), std::string::npos) << outcome;
+      if (setup_fails(s)) ++tried;
     }
   }
   if (tried == 0) GTEST_SKIP() << "UNSUPPORTED: the backend offers neither Value nor Array";
@@ -1101,21 +1095,14 @@ TEST(Sharedctypes, SynchronizedOfSynchronizedFailsTheSetup) {
     Scenario s;
     s.object("X", type, std::string(type) == "Value" ? value_args("i") : array_args("i", 2));
     s.object("S", "Synchronized", Json{{"obj", ref("X")}});
-    const std::string outcome = setup_outcome(s);
-    if (unsupported(outcome)) continue;
-    ++tried;
-    EXPECT_NE(outcome.find("SetupError"), std::string::npos) << outcome;
+    if (setup_fails(s)) ++tried;
   }
   {
     SCOPED_TRACE("Synchronized of a Synchronized");
     Scenario s;
     s.object("R", "RawValue", value_args("i")).object("S", "Synchronized", Json{{"obj", ref("R")}});
     s.object("T", "Synchronized", Json{{"obj", ref("S")}});
-    const std::string outcome = setup_outcome(s);
-    if (!unsupported(outcome)) {
-      ++tried;
-      EXPECT_NE(outcome.find("SetupError"), std::string::npos) << outcome;
-    }
+    if (setup_fails(s)) ++tried;
   }
   if (tried == 0) GTEST_SKIP() << "UNSUPPORTED: the backend lacks Synchronized or Value / Array";
 }
