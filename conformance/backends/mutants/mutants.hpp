@@ -23,5 +23,6 @@ bool install_shared_lock_mutant(const std::string& which, driverkit::Backend& b)
 bool install_connection_mutant(const std::string& which, driverkit::Backend& b);
 // Queue, JoinableQueue (on the reference adapter)
 bool install_queue_mutant(const std::string& which, driverkit::Backend& b);
+bool install_sharedctypes_mutant(const std::string& which, driverkit::Backend& b);  // + SharedMemory
 
 }  // namespace mpspec::mutants
