@@ -29,5 +29,28 @@ const char* NotImplementedError::kind() const noexcept { return "NotImplementedE
 const char* TypeError::kind() const noexcept { return "TypeError"; }
 const char* OverflowError::kind() const noexcept { return "OverflowError"; }
 const char* IndexError::kind() const noexcept { return "IndexError"; }
+const char* WorkerLost::kind() const noexcept { return "WorkerLost"; }
+
+void throw_error(std::string_view kind, const std::string& message) {
+  if (kind == "ValueError") throw ValueError(message);
+  if (kind == "AssertionError") throw AssertionError(message);
+  if (kind == "TimeoutError") throw TimeoutError(message);
+  if (kind == "OwnerDied") throw OwnerDied(message);
+  if (kind == "Full") throw Full(message);
+  if (kind == "Empty") throw Empty(message);
+  if (kind == "RuntimeError") throw RuntimeError(message);
+  if (kind == "AttributeError") throw AttributeError(message);
+  if (kind == "OSError") throw OSError(message);
+  if (kind == "EOFError") throw EOFError(message);
+  if (kind == "BufferTooShort") throw BufferTooShort(message);
+  if (kind == "AuthenticationError") throw AuthenticationError(message);
+  if (kind == "ProcessError") throw ProcessError(message);
+  if (kind == "NotImplementedError") throw NotImplementedError(message);
+  if (kind == "TypeError") throw TypeError(message);
+  if (kind == "OverflowError") throw OverflowError(message);
+  if (kind == "IndexError") throw IndexError(message);
+  if (kind == "WorkerLost") throw WorkerLost(message);
+  throw RuntimeError(message);
+}
 
 }  // namespace mp

@@ -32,6 +32,11 @@
 //   mp::OverflowError    "OverflowError": a number too large for its type
 //   mp::IndexError       "IndexError": an index outside a sequence (e.g. an
 //                        element of a shared array)
+//   mp::WorkerLost       "WorkerLost": the pool worker running a task ended
+//                        before it returned the task's result
+//
+// mp::throw_error() throws the class of a kind given by name (for errors that
+// crossed a process boundary as a kind and a message).
 //
 // Operating-system failures that no kind describes (mmap running out of
 // memory, ...) are reported as `std::system_error`. Outcomes that are expected
@@ -51,6 +56,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace mp {
 
@@ -270,6 +276,29 @@ class IndexError final : public Error {
   using Error::Error;
   const char* kind() const noexcept override;
 };
+
+// mp::WorkerLost
+//
+// The mp::Pool worker process that was running a task ended (crashed, was
+// killed, or exited) before it returned the task's result. Kind "WorkerLost"
+// (an mpspec kind: CPython's pool never completes such a task).
+class WorkerLost final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
+// mp::throw_error()
+//
+// Throws the mp::Error subclass whose kind() is `kind`, with `message` as its
+// what() (every kind of this header: ValueError, AssertionError,
+// TimeoutError, OwnerDied, Full, Empty, RuntimeError, AttributeError,
+// OSError, EOFError, BufferTooShort, AuthenticationError, ProcessError,
+// NotImplementedError, TypeError, OverflowError, IndexError, WorkerLost). An
+// OSError gets errnum() 0 and the message as it is; a BufferTooShort carries
+// `message` as its payload (its what() then describes the payload's size). An
+// unknown kind throws mp::RuntimeError(message).
+[[noreturn]] void throw_error(std::string_view kind, const std::string& message);
 
 }  // namespace mp
 
