@@ -118,14 +118,17 @@ class Method:
     ``convert`` optional ``convert(kwargs) -> kwargs``, run in the driver when the call is
                 accepted: maps protocol values to what Python expects.  Its result is sent to
                 the actor, so it must be picklable; an exception is a ``ProtocolError`` reply.
+    ``slot``    optional: the type of the slot that the method's ``as`` must name (Pool's
+                ``apply_async`` an AsyncResult, ``imap`` an Iterator); None: any slot.
     """
 
-    __slots__ = ("params", "call", "convert")
+    __slots__ = ("params", "call", "convert", "slot")
 
-    def __init__(self, *params, call=None, convert=None):
+    def __init__(self, *params, call=None, convert=None, slot=None):
         self.params = frozenset(params)
         self.call = call
         self.convert = convert
+        self.slot = slot
 
     def prepare(self, name, obj, kwargs):
         if self.call is not None:
@@ -810,12 +813,12 @@ _SEGMENTS_DIR = [None]
 _SEGMENTS_FILE = "mpspec-shared-memory-segments"
 
 
-def _record_segment(name):
+def _record_segment(name, filename=_SEGMENTS_FILE):
     directory = _ACTOR_TEMPDIR[0] or _SEGMENTS_DIR[0]
     if directory is None or not isinstance(name, str):
         return
     line = (json.dumps(name) + "\n").encode("utf-8")
-    fd = os.open(os.path.join(directory, _SEGMENTS_FILE),
+    fd = os.open(os.path.join(directory, filename),
                  os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line)  # one write with O_APPEND: lines of concurrent actors never mix
@@ -823,9 +826,9 @@ def _record_segment(name):
         os.close(fd)
 
 
-def _recorded_segments(directory):
+def _recorded_segments(directory, filename=_SEGMENTS_FILE):
     try:
-        with open(os.path.join(directory, _SEGMENTS_FILE), "rb") as records:
+        with open(os.path.join(directory, filename), "rb") as records:
             lines = records.read().decode("utf-8").splitlines()
     except OSError:
         return []
@@ -1027,6 +1030,496 @@ def _module_shared_memory(obj, kwargs):
     return _shared_memory_into, (slot, kwargs), {}
 
 
+# -- Pool, AsyncResult, Iterator (spec/pool/pool.md) -------------------------------------------
+
+# The pool task catalogue (spec/pool/pool.md section 1): module level, so that a pool's workers
+# find the functions by name under every start method.  CPython's workers call
+# func(*args, **kwds); map calls func(item), starmap func(*item).
+
+# set_tag / get_tag: one value per worker process.
+_POOL_TAG = [None]
+
+
+def _pool_task_identity(x):
+    return x
+
+
+def _pool_task_square(x):
+    return x * x
+
+
+def _pool_task_add(a, b):
+    return a + b
+
+
+def _pool_task_sleep(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def _pool_task_slow_identity(x, seconds=0.05):
+    time.sleep(seconds)
+    return x
+
+
+def _pool_task_nonneg(x, seconds=0):
+    time.sleep(seconds)
+    if x < 0:
+        raise ValueError(str(x))
+    return x
+
+
+def _pool_task_raise(kind="ValueError", message=""):
+    raise _exception_class(kind)(message)
+
+
+def _pool_task_crash(signal=9):
+    task_crash(signal)
+
+
+def _pool_task_pid():
+    return os.getpid()
+
+
+def _pool_task_set_tag(value):
+    _POOL_TAG[0] = value
+
+
+def _pool_task_get_tag():
+    return _POOL_TAG[0]
+
+
+_POOL_TASKS = {
+    "identity": _pool_task_identity,
+    "square": _pool_task_square,
+    "add": _pool_task_add,
+    "sleep": _pool_task_sleep,
+    "slow_identity": _pool_task_slow_identity,
+    "nonneg": _pool_task_nonneg,
+    "raise": _pool_task_raise,
+    "crash": _pool_task_crash,
+    "pid": _pool_task_pid,
+    "set_tag": _pool_task_set_tag,
+    "get_tag": _pool_task_get_tag,
+}
+
+
+def _pool_task(name):
+    """The function of a pool task; ValueError for a name outside the catalogue."""
+    function = _POOL_TASKS.get(name) if isinstance(name, str) else None
+    if function is None:
+        raise ValueError("no pool task %r in this driver's catalogue" % (name,))
+    return function
+
+
+def _pool_worker_init(module, initializer, initargs):
+    """Every pool's initializer (module level: spawn carries it by name): a forked worker lets
+    go of the actor's pipes to the driver (as a Process does, see _run_task), a spawned one
+    selects the package under test; then the catalogue initializer, if any, runs."""
+    _close_inherited()
+    if module != MP.__name__:
+        select_module(module)
+    if initializer is not None:
+        _POOL_TASKS[initializer](*initargs)
+
+
+# Every Pool this actor made, for teardown (_stop_pools).
+_ACTOR_POOLS = []
+
+
+def _create_pool(ctx, kwargs):
+    """A Pool of the setup's context (process-local: built by the actor at its first call)."""
+    kwargs = dict(kwargs)
+    initializer = kwargs.pop("initializer", None)
+    initargs = kwargs.pop("initargs", None)
+    if initargs is None:
+        initargs = []
+    if initializer is not None:
+        _pool_task(initializer)
+    if not isinstance(initargs, list):
+        raise TypeError("`initargs` must be a list, not %r" % (initargs,))
+    pool = ctx.Pool(processes=kwargs.get("processes"), initializer=_pool_worker_init,
+                    initargs=(MP.__name__, initializer, tuple(initargs)),
+                    maxtasksperchild=kwargs.get("maxtasksperchild"))
+    _ACTOR_POOLS.append(pool)
+    for lock in _pool_semlocks(pool):
+        _record_segment(getattr(getattr(lock, "_semlock", None), "name", None), _SEMAPHORES_FILE)
+    return pool
+
+
+# Where the setup's temporary directory lists the named semaphores of the actors' pools (spawn
+# and forkserver contexts), so that teardown unlinks those of an actor killed since (which
+# its resource tracker, the driver's, would otherwise report as leaked).
+_SEMAPHORES_FILE = "mpspec-pool-semaphores"
+
+
+def _pool_semlocks(pool):
+    """The SemLocks of a pool's queues."""
+    locks = []
+    for name in ("_inqueue", "_outqueue", "_change_notifier"):
+        simple_queue = getattr(pool, name, None)
+        for lock_name in ("_rlock", "_wlock"):
+            lock = getattr(simple_queue, lock_name, None)
+            if lock is not None:
+                locks.append(lock)
+    return locks
+
+
+def _unlink_semaphores(names):
+    """Unlink the named semaphores of `names` still there, registered with this process's
+    resource tracker or not (as _unlink_segments does for segments)."""
+    if not names:
+        return
+    try:
+        synchronize = importlib.import_module(MP.__name__ + ".synchronize")
+        tracker = importlib.import_module(MP.__name__ + ".resource_tracker")
+    except ImportError:
+        return
+    sem_unlink = getattr(synchronize, "sem_unlink", None)
+    tracked = getattr(getattr(tracker, "_resource_tracker", None), "_fd", None) is not None
+    for name in names:
+        try:
+            if tracked:
+                tracker.register(name, "semaphore")
+            if sem_unlink is not None:
+                sem_unlink(name)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            _log("cannot unlink semaphore %r: %s" % (name, exc))
+        finally:
+            if tracked:
+                try:
+                    tracker.unregister(name, "semaphore")
+                except Exception:
+                    pass
+
+
+class _ResultSlot:
+    """An AsyncResult or Iterator slot: an entry of that type (it has no args), bound by a
+    Pool's apply_async / map_async / starmap_async or imap / imap_unordered (`as`) in the
+    calling actor only, like a Connection slot.  ``handle`` is a _PoolResult or _PoolIterator.
+    Recognised by its marker attribute (see _Slot)."""
+
+    _mpspec_result_slot = True
+
+    def __init__(self, name, typename):
+        self.name = name
+        self.typename = typename
+        self.handle = None
+
+    def __getstate__(self):
+        return {"name": self.name, "typename": self.typename, "handle": None}
+
+    def __repr__(self):
+        return "<%s slot %s: %r>" % (self.typename, self.name, self.handle)
+
+
+def _is_result_slot(obj):
+    return getattr(obj, "_mpspec_result_slot", False) is True
+
+
+def _check_result_slot(slot, typename):
+    # The driver checks `as` (Method.slot); a last line of defence, before submitting.
+    if not _is_result_slot(slot) or slot.typename != typename:
+        raise TypeError("`as` must name an %s slot" % typename)
+
+
+def _slot_handle(slot):
+    if slot.handle is None:
+        raise UnboundSlotError("%s slot %r is not bound (no call has made its %s in this "
+                               "process)" % (slot.typename, slot.name, slot.typename))
+    return slot.handle
+
+
+class _PoolResult:
+    """What an AsyncResult slot holds: CPython's AsyncResult and the record of its callbacks.
+    The record exists before the submission (a callback may run before apply_async returns)
+    and is shared with the pool's result handler thread, under `lock`."""
+
+    def __init__(self):
+        self.result = None
+        self.records = []
+        self.lock = threading.Lock()
+
+    def callback(self, mode, which):
+        """The Python callback for the protocol's `callback` / `error_callback` value."""
+        if mode is None:
+            return None
+        if mode not in ("record", "raise"):
+            raise ValueError("`%s` must be null, \"record\" or \"raise\", not %r"
+                             % (which, mode))
+        records, lock = self.records, self.lock
+
+        def run(value):
+            if which == "error_callback":
+                payload = error_payload(value)
+                value = {"kind": payload["kind"], "message": payload["message"]}
+            with lock:
+                records.append({"callback": which, "value": value})
+            if mode == "raise":
+                raise RuntimeError("callback failed")
+
+        return run
+
+    def recorded(self):
+        with self.lock:
+            return list(self.records)
+
+
+class _PoolIterator:
+    """What an Iterator slot holds: imap's iterator (chunksize 1: an IMapIterator, whose next
+    takes a timeout; otherwise CPython returns a plain generator)."""
+
+    def __init__(self, iterator):
+        self.iterator = iterator
+
+    def next(self, timeout=None):
+        iterator = self.iterator
+        try:
+            if timeout is not None and hasattr(iterator, "next"):
+                value = iterator.next(timeout)
+            else:
+                value = next(iterator)
+        except StopIteration:
+            return {"done": True}
+        return {"value": value}
+
+
+def _task_arguments(kwargs):
+    args = kwargs.get("args")
+    kwds = kwargs.get("kwds")
+    if args is None:
+        args = []
+    if kwds is None:
+        kwds = {}
+    if not isinstance(args, list):
+        raise TypeError("`args` must be a list, not %r" % (args,))
+    if not isinstance(kwds, dict):
+        raise TypeError("`kwds` must be a map, not %r" % (kwds,))
+    return tuple(args), dict(kwds)
+
+
+def _pool_apply(pool, kwargs):
+    args, kwds = _task_arguments(kwargs)
+    return pool.apply, (_pool_task(kwargs.get("func")), args, kwds), {}
+
+
+def _submit_async(slot, submit, callback, error_callback):
+    """Submit through `submit(callback, error_callback)` (returning CPython's AsyncResult) and
+    bind the slot to it; a failed submission leaves the slot as it was."""
+    _check_result_slot(slot, "AsyncResult")
+    handle = _PoolResult()
+    on_value = handle.callback(callback, "callback")
+    on_error = handle.callback(error_callback, "error_callback")
+    handle.result = submit(on_value, on_error)
+    slot.handle = handle
+
+
+def _pool_apply_async(pool, kwargs):
+    func = _pool_task(kwargs.get("func"))
+    args, kwds = _task_arguments(kwargs)
+
+    def submit(on_value, on_error):
+        return pool.apply_async(func, args, kwds, callback=on_value, error_callback=on_error)
+
+    return _submit_async, (kwargs["as"], submit, kwargs.get("callback"),
+                           kwargs.get("error_callback")), {}
+
+
+def _map_arguments(kwargs):
+    func = _pool_task(kwargs.get("func"))
+    if "iterable" not in kwargs:
+        raise TypeError("a map needs `iterable`")
+    return func, kwargs["iterable"], kwargs.get("chunksize")
+
+
+def _pool_map(name):
+    """map / starmap: chunksize null is CPython's default (None)."""
+
+    def call(pool, kwargs):
+        func, iterable, chunksize = _map_arguments(kwargs)
+        return getattr(pool, name), (func, iterable, chunksize), {}
+
+    return Method("func", "iterable", "chunksize", call=call)
+
+
+def _pool_map_async(name):
+    """map_async / starmap_async, binding an AsyncResult slot."""
+
+    def call(pool, kwargs):
+        func, iterable, chunksize = _map_arguments(kwargs)
+        method = getattr(pool, name)
+
+        def submit(on_value, on_error):
+            return method(func, iterable, chunksize, callback=on_value, error_callback=on_error)
+
+        return _submit_async, (kwargs["as"], submit, kwargs.get("callback"),
+                               kwargs.get("error_callback")), {}
+
+    return Method("func", "iterable", "chunksize", "callback", "error_callback", "as",
+                  call=call, slot="AsyncResult")
+
+
+def _imap_into(slot, method, func, iterable, chunksize):
+    _check_result_slot(slot, "Iterator")
+    iterator = method(func, iterable, chunksize)
+    slot.handle = _PoolIterator(iterator)
+
+
+def _pool_imap(name):
+    """imap / imap_unordered (chunksize default 1), binding an Iterator slot."""
+
+    def call(pool, kwargs):
+        func = _pool_task(kwargs.get("func"))
+        if "iterable" not in kwargs:
+            raise TypeError("%s needs `iterable`" % name)
+        return _imap_into, (kwargs["as"], getattr(pool, name), func, kwargs["iterable"],
+                            kwargs.get("chunksize", 1)), {}
+
+    return Method("func", "iterable", "chunksize", "as", call=call, slot="Iterator")
+
+
+def _worker_pids(pool):
+    return [p.pid for p in pool._pool if p.is_alive()]
+
+
+def _pool_methods():
+    return {
+        "apply": Method("func", "args", "kwds", call=_pool_apply),
+        "apply_async": Method("func", "args", "kwds", "callback", "error_callback", "as",
+                              call=_pool_apply_async, slot="AsyncResult"),
+        "map": _pool_map("map"),
+        "map_async": _pool_map_async("map_async"),
+        "starmap": _pool_map("starmap"),
+        "starmap_async": _pool_map_async("starmap_async"),
+        "imap": _pool_imap("imap"),
+        "imap_unordered": _pool_imap("imap_unordered"),
+        "close": Method(),
+        "terminate": Method(),
+        "join": Method(),
+        "__enter__": Method(call=_listener_enter),  # returns the pool: the value is null
+        "__exit__": Method(call=_scoped_exit),  # terminate()
+        "worker_pids": Method(call=lambda pool, kwargs: (_worker_pids, (pool,), {})),
+    }
+
+
+def _result_method(name):
+    """An AsyncResult method: CPython's AsyncResult method `name` of the bound result."""
+
+    def call(slot, kwargs):
+        return getattr(_slot_handle(slot).result, name), (), kwargs
+
+    return call
+
+
+def _result_methods():
+    return {
+        "get": Method("timeout", call=_result_method("get")),
+        "wait": Method("timeout", call=_result_method("wait")),
+        "ready": Method(call=_result_method("ready")),
+        "successful": Method(call=_result_method("successful")),
+        "callbacks": Method(call=lambda slot, kwargs: (_slot_handle(slot).recorded, (), {})),
+    }
+
+
+def _iterator_methods():
+    return {"next": Method("timeout", call=lambda slot, kwargs: (_slot_handle(slot).next, (),
+                                                                  kwargs))}
+
+
+def _create_result_slot(ctx, kwargs):
+    raise TypeError("AsyncResult and Iterator entries take no argument (they are slots)")
+
+
+# Teardown of an actor's pools (the driver asks, see Driver._stop_actor_pools): how long the
+# pools get to terminate before their workers are killed by pid.  CPython's terminate() can
+# block for ever (an idle worker killed while it held the task queue's read lock) or raise
+# AssertionError, leaving its workers running (its result handler died: a raising callback).
+POOL_STOP_TIMEOUT = 3.0 * _timeout_multiplier()
+# The command that asks an actor to do it, and its answer.
+_STOP_POOLS = "mpspec-stop-pools"
+
+
+def _terminate_pool_quietly(pool, done):
+    try:
+        pool.terminate()
+    except BaseException as exc:
+        _log("terminating a pool: %s: %s" % (_type_name(type(exc)), exc))
+    finally:
+        done.set()
+
+
+def _pool_semlock_finalizers(pool):
+    """The resource-tracker finalizers of the named semaphores of `pool`'s queues (spawn and
+    forkserver contexts; a fork context unlinks them at once and has none)."""
+    locks = _pool_semlocks(pool)
+    if not locks:
+        return []
+    registry = getattr(importlib.import_module(MP.__name__ + ".util"), "_finalizer_registry", {})
+    finalizers = []
+    for finalizer in list(registry.values()):
+        ref = getattr(finalizer, "_weakref", None)
+        target = ref() if ref is not None else None
+        if target is not None and any(target is lock for lock in locks):
+            finalizers.append(finalizer)
+    return finalizers
+
+
+def _stop_pools(bound):
+    """Terminate every pool this actor made, each in a thread of its own; after `bound`
+    seconds, SIGKILL (and reap) every worker process still alive, whether its pool's terminate
+    finished, raised or still blocks.  Then unlink the pools' named semaphores, so that even a
+    wedged pool leaves nothing for the resource tracker."""
+    pools = list(_ACTOR_POOLS)
+    del _ACTOR_POOLS[:]
+    if not pools:
+        return
+    stoppers = []
+    for pool in pools:
+        done = threading.Event()
+        thread = threading.Thread(target=_terminate_pool_quietly, args=(pool, done),
+                                  name="mpspec-pool-terminate", daemon=True)
+        thread.start()
+        stoppers.append((pool, done))
+    deadline = time.monotonic() + bound
+    for pool, done in stoppers:
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            _log("a pool did not terminate within %.1f s: killing its workers" % bound)
+    for pool, done in stoppers:
+        alive = []
+        for process in list(getattr(pool, "_pool", ())):
+            try:
+                if process.pid is not None and process.exitcode is None:
+                    alive.append(process)
+            except ValueError:
+                pass  # closed
+        if alive and done.is_set():
+            _log("a terminated pool left %d worker(s) running: killing them" % len(alive))
+        for process in alive:
+            try:
+                os.kill(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for process in alive:
+            if not _await_exit(process, REAP_TIMEOUT):
+                _log("pool worker %d could not be reaped" % process.pid)
+        try:
+            for finalizer in _pool_semlock_finalizers(pool):
+                finalizer()
+        except Exception as exc:
+            _log("cannot unlink a pool's semaphores: %s: %s" % (_type_name(type(exc)), exc))
+    # Let go of the pools and their results (what no blocked call still holds is freed).
+    if _ACTOR_STATE is not None:
+        for typename, obj in _ACTOR_STATE["objects"].values():
+            if _is_local(obj) and typename == "Pool":
+                obj.instance = None
+            elif _is_result_slot(obj):
+                obj.handle = None
+    del pools, stoppers
+    gc.collect()
+
+
 # Protocol type name -> TypeSpec.  Keep in sync with spec/protocol.md section 6.  Constructor
 # arguments arrive with their references resolved ({"$ref": name} is the object itself,
 # {"$call": [name, method]} a _BoundCall), see Driver._constructor_ref.
@@ -1102,6 +1595,13 @@ TYPES = {
         "empty": Method(),
         "close": Method(),
     }),
+    # Pools (spec/pool/pool.md): process-local like Process; AsyncResult and Iterator entries
+    # are slots (_ResultSlot), bound by the pool's *_async and imap* calls (`as`).
+    "Pool": TypeSpec(_create_pool, _pool_methods(),
+                     params=("processes", "initializer", "initargs", "maxtasksperchild"),
+                     local=True),
+    "AsyncResult": TypeSpec(_create_result_slot, _result_methods()),
+    "Iterator": TypeSpec(_create_result_slot, _iterator_methods()),
 }
 
 
@@ -1288,6 +1788,10 @@ def _is_inherited_entry(typename, kwargs):
     return typename == "Process" and kwargs.get("inherited", False) is not False
 
 
+# Types whose every entry is a slot (it takes no args).
+_RESULT_SLOT_TYPES = ("AsyncResult", "Iterator")
+
+
 def _build_object(ctx, name, typename, kwargs, created):
     """The object of one setup entry (decoded arguments, references unresolved), built after
     `created` (name -> (type name, object)).  A process-local type gives its recipe (_Local),
@@ -1301,6 +1805,8 @@ def _build_object(ctx, name, typename, kwargs, created):
         return _Slot(name)
     if typename == "SharedMemory" and not kwargs:
         return _MemorySlot(name)
+    if typename in _RESULT_SLOT_TYPES:
+        return _ResultSlot(name, typename)
     kwargs = _bind_uncarriables(_map_refs(kwargs, Driver._constructor_ref(created)))
     return spec.create(ctx, kwargs)
 
@@ -1656,9 +2162,18 @@ def _actor_main(name, nthreads, objects, commands, results, library="multiproces
 
     while True:
         try:
-            thread, tag, objname, method, kwargs = commands.recv()
+            command = commands.recv()
         except (EOFError, OSError):
             break  # the driver is gone or closed the pipe
+        if command == (_STOP_POOLS,):
+            # Teardown is coming: end this actor's pools first (bounded), then say so.
+            _stop_pools(POOL_STOP_TIMEOUT)
+            try:
+                send((_STOP_POOLS, "done"))
+            except Exception:
+                _actor_exit(3)
+            continue
+        thread, tag, objname, method, kwargs = command
         inboxes[thread].put((tag, objname, method, kwargs))
     _actor_exit(0)
 
@@ -1729,7 +2244,8 @@ def _exception_class(kind):
         "ValueError": ValueError, "TypeError": TypeError, "AssertionError": AssertionError,
         "RuntimeError": RuntimeError, "AttributeError": AttributeError, "OSError": OSError,
         "OverflowError": OverflowError, "NotImplementedError": NotImplementedError,
-        "EOFError": EOFError, "BrokenBarrierError": threading.BrokenBarrierError,
+        "EOFError": EOFError, "IndexError": IndexError,
+        "BrokenBarrierError": threading.BrokenBarrierError,
         "Full": queue.Full, "Empty": queue.Empty,
     }
     if kind in builtin:
@@ -1948,7 +2464,7 @@ class Session:
         self.objects = {}  # name -> (type name, object)
         self.actors = {}  # name -> Actor, in setup order
         self.tags = set()
-        self.slots = set()  # names of the Connection slots
+        self.slots = set()  # names of the slots (Connection, SharedMemory, AsyncResult, ...)
         self.owners = {}  # object name -> owner actor name (protocol 3.2, setup.owner)
         self.tempdir = None  # the actors' temporary directory, removed at teardown
 
@@ -2221,6 +2737,9 @@ class Driver:
                 raise _protocol_error("%s: %s.%s needs `as`, the name of a Connection slot (a "
                                       "Connection without args), not %r"
                                       % (where, typename, method, slot))
+            if entry.slot is not None and object_types.get(slot) != entry.slot:
+                raise _protocol_error("%s: %s.%s needs `as`, the name of an %s slot, not %r"
+                                      % (where, typename, method, entry.slot, slot))
             kwargs = dict(kwargs, **{"as": {"$ref": slot}})
         if entry.convert is not None:
             try:
@@ -2275,7 +2794,8 @@ class Driver:
                 owners[name] = item["owner"]
         object_types = {name: typename for name, typename, _ in objects}
         slots = {name for name, typename, kwargs in objects
-                 if typename in ("Connection", "SharedMemory") and not kwargs}
+                 if (typename in ("Connection", "SharedMemory") and not kwargs)
+                 or typename in _RESULT_SLOT_TYPES}
         inherited = {name for name, typename, kwargs in objects
                      if _is_inherited_entry(typename, kwargs)}
 
@@ -2532,6 +3052,8 @@ class Driver:
             self._deliver(actor, message)
 
     def _deliver(self, actor, message):
+        if message == (_STOP_POOLS, "done"):
+            return  # a late answer to _stop_actor_pools
         if not isinstance(message, dict) or "tag" not in message:
             _log("unexpected message from actor %r: %r" % (actor.name, message))
             return
@@ -2632,6 +3154,8 @@ class Driver:
         if session is None:
             return
         live = [a for a in session.actors.values() if a.alive]
+        if announce:
+            self._stop_actor_pools(session, live)
         for actor in live:
             if actor.process.pid is not None and actor.process.exitcode is None:
                 # The actor and every process it started (its process group).  Safe: the actor
@@ -2666,7 +3190,46 @@ class Driver:
             # Every SharedMemory segment the setup or its slots created, if still there.
             _SEGMENTS_DIR[0] = None
             _unlink_segments(_recorded_segments(tempdir))
+            _unlink_semaphores(_recorded_segments(tempdir, _SEMAPHORES_FILE))
             shutil.rmtree(tempdir, ignore_errors=True)
+
+    def _stop_actor_pools(self, session, live):
+        """Before the actors are killed: have each end the Pools it made (_stop_pools), so that
+        their workers are terminated and their semaphores unlinked.  Bounded: an actor that
+        does not answer in time is killed with its pools' workers (its process group)."""
+        if not any(typename == "Pool" for typename, _ in session.objects.values()):
+            return
+        waiting = {}
+        for actor in live:
+            if actor.results_eof or actor.process.exitcode is not None:
+                continue
+            try:
+                actor.commands.send((_STOP_POOLS,))
+            except (OSError, ValueError):
+                continue
+            waiting[actor.results] = actor
+        deadline = time.monotonic() + 2 * POOL_STOP_TIMEOUT + 1.0
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _log("actors %s did not stop their pools in time"
+                     % ", ".join(sorted(a.name for a in waiting.values())))
+                return
+            for conn in MP.connection.wait(list(waiting), remaining):
+                actor = waiting[conn]
+                while True:
+                    try:
+                        if not conn.poll(0):
+                            break
+                        message = conn.recv()
+                    except (EOFError, OSError):
+                        actor.results_eof = True
+                        del waiting[conn]
+                        break
+                    if message == (_STOP_POOLS, "done"):
+                        del waiting[conn]
+                        break
+                    self._deliver(actor, message)
 
     def op_teardown(self, request):
         self._teardown("teardown")
