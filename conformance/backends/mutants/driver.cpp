@@ -19,7 +19,8 @@
 // listener-accepts-wrong-key, process-exitcode-ignores-signals. Queue, JoinableQueue
 // (queue.cpp, on the reference adapter): queue-lifo, queue-drops-one-in-thousand,
 // joinable-join-early, queue-never-full. Shared values, SharedMemory (sharedctypes.cpp, on the
-// reference adapters): sharedctypes-copy-shares, shared-memory-attach-creates.
+// reference adapters): sharedctypes-copy-shares, shared-memory-attach-creates. Pool (pool.cpp,
+// on the reference adapter): pool-drops-result, pool-imap-reorders, pool-swallows-errors.
 #include <mp/errors.hpp>
 
 #include <cstring>
@@ -42,7 +43,8 @@ int main(int argc, char** argv) {
                      install_semaphore_mutant(which, b) ||
                      install_barrier_mutant(which, b) || install_rwlock_mutant(which, b) ||
                      install_shared_lock_mutant(which, b) || install_connection_mutant(which, b) ||
-                     install_queue_mutant(which, b) || install_sharedctypes_mutant(which, b);
+                     install_queue_mutant(which, b) || install_sharedctypes_mutant(which, b) ||
+                     install_pool_mutant(which, b);
   if (!known) {
     std::cerr << "mpspec_driver_mutant: unknown mutant '" << which
               << "'; see the list at the top of conformance/backends/mutants/driver.cpp\n";

@@ -24,5 +24,6 @@ bool install_connection_mutant(const std::string& which, driverkit::Backend& b);
 // Queue, JoinableQueue (on the reference adapter)
 bool install_queue_mutant(const std::string& which, driverkit::Backend& b);
 bool install_sharedctypes_mutant(const std::string& which, driverkit::Backend& b);  // + SharedMemory
+bool install_pool_mutant(const std::string& which, driverkit::Backend& b);  // Pool, its slots
 
 }  // namespace mpspec::mutants

@@ -77,6 +77,15 @@ inline bool is_shared_value(const driverkit::Object& object) {
   return dynamic_cast<const SharedValueMark*>(&object) != nullptr;
 }
 
+// An object that stands for another where a call names it as a slot to bind (`as`): a mutant
+// that wraps a slot (conformance/backends/mutants/pool.cpp) forwards the binding to the slot
+// it wraps.
+class Forwarder {
+ public:
+  virtual ~Forwarder() = default;
+  virtual driverkit::Object& target() = 0;
+};
+
 // Values of the protocol (JSON, bytes as {"$bytes": ...}) and libmp's mp::Value.
 mp::Value to_value(const driverkit::Json& j);
 driverkit::Json from_value(const mp::Value& v);
@@ -100,5 +109,6 @@ void register_process(driverkit::Backend& b);     // Process and Module
 void register_queue(driverkit::Backend& b);       // Queue, JoinableQueue, SimpleQueue
 void register_sharedctypes(driverkit::Backend& b);  // Value, RawValue, Array, RawArray, Synchronized
 void register_shared_memory(driverkit::Backend& b);  // SharedMemory, Module.shared_memory
+void register_pool(driverkit::Backend& b);           // Pool, AsyncResult, Iterator
 
 }  // namespace mpspec::reference_backend
