@@ -20,6 +20,7 @@
 
 #include "bytes_json.hpp"
 #include "scenario.hpp"
+#include "value_match.hpp"
 
 namespace mpspec {
 namespace {
@@ -44,32 +45,6 @@ std::string payload(const Message& m) {
     c = static_cast<char>(x >> 24);
   }
   return out;
-}
-
-// Type-sensitive equality of the value domain (spec/README.md §6).
-bool same_value(const Json& a, const Json& b) {
-  if (is_bytes_json(a) || is_bytes_json(b)) {
-    auto x = json_bytes(a), y = json_bytes(b);
-    return x && y && *x == *y;
-  }
-  if (a.type() != b.type()) {
-    const bool ints = a.is_number_integer() && b.is_number_integer();
-    if (!ints) return false;
-  }
-  if (a.is_array()) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (!same_value(a[i], b[i])) return false;
-    return true;
-  }
-  if (a.is_object()) {
-    if (a.size() != b.size()) return false;
-    for (const auto& [k, v] : a.items())
-      if (!b.contains(k) || !same_value(v, b[k])) return false;
-    return true;
-  }
-  if (a.is_number_float()) return a.get<double>() == b.get<double>();
-  return a == b;
 }
 
 std::string describe(const Message& m) {

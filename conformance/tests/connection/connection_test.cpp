@@ -40,6 +40,7 @@
 
 #include "bytes_json.hpp"
 #include "scenario.hpp"
+#include "value_match.hpp"
 
 namespace mpspec {
 namespace {
@@ -54,36 +55,6 @@ using timing::small;
 
 Json B(std::string_view octets) { return bytes_json(octets); }
 Json ref(const std::string& name) { return Json{{"$ref", name}}; }
-
-// Structural, type-sensitive equality of the value domain (spec/README.md §6): 1, 1.0 and true
-// differ (nlohmann's operator== would call 1 and 1.0 equal); bytes compare by their octets.
-bool same_value(const Json& a, const Json& b) {
-  if (is_bytes_json(a) || is_bytes_json(b)) {
-    auto x = json_bytes(a), y = json_bytes(b);
-    return x && y && *x == *y;
-  }
-  if (a.is_null() || b.is_null()) return a.is_null() && b.is_null();
-  if (a.is_boolean() || b.is_boolean())
-    return a.is_boolean() && b.is_boolean() && a.get<bool>() == b.get<bool>();
-  if (a.is_number_integer() || b.is_number_integer())
-    return a.is_number_integer() && b.is_number_integer() && a == b;
-  if (a.is_number_float() || b.is_number_float())
-    return a.is_number_float() && b.is_number_float() && a.get<double>() == b.get<double>();
-  if (a.is_string() || b.is_string()) return a.is_string() && b.is_string() && a == b;
-  if (a.is_array() || b.is_array()) {
-    if (!a.is_array() || !b.is_array() || a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (!same_value(a[i], b[i])) return false;
-    return true;
-  }
-  if (a.is_object() && b.is_object()) {
-    if (a.size() != b.size()) return false;
-    for (const auto& [k, v] : a.items())
-      if (!b.contains(k) || !same_value(v, b[k])) return false;
-    return true;
-  }
-  return false;
-}
 
 std::string hex(std::string_view s, std::size_t limit = 64) {
   static const char* d = "0123456789abcdef";
@@ -123,13 +94,6 @@ std::string pattern(std::size_t n, unsigned seed = 1) {
   if (!got) return ::testing::AssertionFailure() << "expected bytes, got the value " << r.value.dump();
   if (*got != want)
     return ::testing::AssertionFailure() << "expected bytes " << hex(want) << ", got " << hex(*got);
-  return ::testing::AssertionSuccess();
-}
-
-::testing::AssertionResult has_value(const CallResult& r, const Json& want) {
-  if (!r.ok()) return ::testing::AssertionFailure() << "expected " << want.dump() << ", got " << r;
-  if (!same_value(r.value, want))
-    return ::testing::AssertionFailure() << "expected " << want.dump() << ", got " << r.value.dump();
   return ::testing::AssertionSuccess();
 }
 

@@ -29,6 +29,7 @@
 
 #include "bytes_json.hpp"
 #include "scenario.hpp"
+#include "value_match.hpp"
 
 namespace mpspec {
 namespace {
@@ -80,35 +81,6 @@ Json with_slot(Json j, const std::string& slot) {
 }
 
 Json timeout(double t) { return Json{{"timeout", t}}; }
-
-// Type-strict equality of protocol values (1 and 1.0 and true differ).
-bool same(const Json& a, const Json& b) {
-  if (a.type() != b.type()) {
-    const bool ints = a.is_number_integer() && b.is_number_integer();
-    if (!ints) return false;
-  }
-  if (a.is_array()) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (!same(a[i], b[i])) return false;
-    return true;
-  }
-  if (a.is_object()) {
-    if (a.size() != b.size()) return false;
-    for (const auto& [k, v] : a.items())
-      if (!b.contains(k) || !same(v, b[k])) return false;
-    return true;
-  }
-  return a == b;
-}
-
-::testing::AssertionResult has_value(const CallResult& r, const Json& want) {
-  if (!r.ok()) return ::testing::AssertionFailure() << "expected " << want.dump() << ", got " << r;
-  if (!same(r.value, want))
-    return ::testing::AssertionFailure()
-           << "expected " << want.dump() << ", got " << r.value.dump();
-  return ::testing::AssertionSuccess();
-}
 
 Json range(int n, int from = 0) {
   Json out = Json::array();
@@ -249,7 +221,7 @@ TEST(Pool, InitializerRunsInEveryWorkerBeforeItsTasks) {
     for (int i = 0; i < 12; ++i) calls.push_back(Json::array());
     const CallResult& r = run(s, "P", "starmap", over("get_tag", calls, 1));
     ASSERT_TRUE(r.ok()) << r;
-    for (const auto& v : r.value) EXPECT_TRUE(same(v, "hello")) << r.value.dump();
+    for (const auto& v : r.value) EXPECT_TRUE(same_value(v, "hello")) << r.value.dump();
   }
   {
     Scenario s;  // without an initializer nothing is tagged

@@ -21,6 +21,7 @@
 
 #include "bytes_json.hpp"
 #include "scenario.hpp"
+#include "value_match.hpp"
 
 namespace mpspec {
 namespace {
@@ -33,28 +34,8 @@ using timing::small;
 
 Json B(std::string_view octets) { return bytes_json(octets); }
 
-// Type-sensitive equality of the value domain (spec/README.md §6): 1 and 1.0 differ.
-bool same(const Json& a, const Json& b) {
-  if (is_bytes_json(a) || is_bytes_json(b)) {
-    const auto x = json_bytes(a), y = json_bytes(b);
-    return x && y && *x == *y;
-  }
-  if (a.is_boolean() || b.is_boolean()) return a.is_boolean() && b.is_boolean() && a == b;
-  if (a.is_number_integer() || b.is_number_integer())
-    return a.is_number_integer() && b.is_number_integer() && a == b;
-  if (a.is_number_float() || b.is_number_float())
-    return a.is_number_float() && b.is_number_float() && a.get<double>() == b.get<double>();
-  if (a.is_array() || b.is_array()) {
-    if (!a.is_array() || !b.is_array() || a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (!same(a[i], b[i])) return false;
-    return true;
-  }
-  return a == b;
-}
-
 ::testing::AssertionResult gives(const CallResult& r, const Json& expected) {
-  if (r.ok() && same(r.value, expected)) return ::testing::AssertionSuccess();
+  if (r.ok() && same_value(r.value, expected)) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "expected " << expected.dump() << ", got " << r;
 }
 
@@ -223,7 +204,7 @@ TEST(Sharedctypes, EveryTypeCodeHasItsKindAndSize) {
           const std::int64_t beyond = max_of(*c) + 1;
           s.await(write(s, "a", p, beyond));
           const auto& r = s.await(read(s, "a", p));
-          EXPECT_FALSE(r.ok() && same(r.value, beyond))
+          EXPECT_FALSE(r.ok() && same_value(r.value, beyond))
               << c->bits << "-bit code '" << code << "' kept " << beyond << ": " << r;
         }
       }
