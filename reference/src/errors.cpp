@@ -29,6 +29,7 @@ const char* NotImplementedError::kind() const noexcept { return "NotImplementedE
 const char* TypeError::kind() const noexcept { return "TypeError"; }
 const char* OverflowError::kind() const noexcept { return "OverflowError"; }
 const char* IndexError::kind() const noexcept { return "IndexError"; }
+const char* KeyError::kind() const noexcept { return "KeyError"; }
 const char* WorkerLost::kind() const noexcept { return "WorkerLost"; }
 
 void throw_error(std::string_view kind, const std::string& message) {
@@ -49,6 +50,7 @@ void throw_error(std::string_view kind, const std::string& message) {
   if (kind == "TypeError") throw TypeError(message);
   if (kind == "OverflowError") throw OverflowError(message);
   if (kind == "IndexError") throw IndexError(message);
+  if (kind == "KeyError") throw KeyError(message);
   if (kind == "WorkerLost") throw WorkerLost(message);
   throw RuntimeError(message);
 }

@@ -32,6 +32,8 @@
 //   mp::OverflowError    "OverflowError": a number too large for its type
 //   mp::IndexError       "IndexError": an index outside a sequence (e.g. an
 //                        element of a shared array)
+//   mp::KeyError         "KeyError": a key a mapping does not hold (e.g. a
+//                        manager dict's __getitem__)
 //   mp::WorkerLost       "WorkerLost": the pool worker running a task ended
 //                        before it returned the task's result
 //
@@ -277,6 +279,17 @@ class IndexError final : public Error {
   const char* kind() const noexcept override;
 };
 
+// mp::KeyError
+//
+// A key that a mapping does not hold (e.g. `__getitem__` or `pop` of a
+// manager dict; CPython's `KeyError('k')`, whose message is the key's repr).
+// Kind "KeyError".
+class KeyError final : public Error {
+ public:
+  using Error::Error;
+  const char* kind() const noexcept override;
+};
+
 // mp::WorkerLost
 //
 // The mp::Pool worker process that was running a task ended (crashed, was
@@ -294,7 +307,8 @@ class WorkerLost final : public Error {
 // what() (every kind of this header: ValueError, AssertionError,
 // TimeoutError, OwnerDied, Full, Empty, RuntimeError, AttributeError,
 // OSError, EOFError, BufferTooShort, AuthenticationError, ProcessError,
-// NotImplementedError, TypeError, OverflowError, IndexError, WorkerLost). An
+// NotImplementedError, TypeError, OverflowError, IndexError, KeyError,
+// WorkerLost). An
 // OSError gets errnum() 0 and the message as it is; a BufferTooShort carries
 // `message` as its payload (its what() then describes the payload's size). An
 // unknown kind throws mp::RuntimeError(message).
