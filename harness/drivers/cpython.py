@@ -49,6 +49,8 @@ import platform
 import queue
 import shutil
 import signal
+import socket
+import stat
 import sys
 import tempfile
 import threading
@@ -120,15 +122,17 @@ class Method:
                 the actor, so it must be picklable; an exception is a ``ProtocolError`` reply.
     ``slot``    optional: the type of the slot that the method's ``as`` must name (Pool's
                 ``apply_async`` an AsyncResult, ``imap`` an Iterator); None: any slot.
+    ``as_optional`` whether ``as`` may be left out (or null): Proxy's ``call``.
     """
 
-    __slots__ = ("params", "call", "convert", "slot")
+    __slots__ = ("params", "call", "convert", "slot", "as_optional")
 
-    def __init__(self, *params, call=None, convert=None, slot=None):
+    def __init__(self, *params, call=None, convert=None, slot=None, as_optional=False):
         self.params = frozenset(params)
         self.call = call
         self.convert = convert
         self.slot = slot
+        self.as_optional = as_optional
 
     def prepare(self, name, obj, kwargs):
         if self.call is not None:
@@ -581,6 +585,8 @@ def _module_methods():
                                    call=lambda obj, kw: (MP.set_start_method, (), kw)),
         "get_context": Method("method", call=_module_function(_start_method_of)),
         "shared_memory": Method("as", "name", "create", "size", call=_module_shared_memory),
+        "manager_create": Method("address", "authkey", "typeid", "args", "kwds", "as",
+                                 call=_module_manager_create, slot="Proxy"),
     }
 
 
@@ -1429,7 +1435,7 @@ def _iterator_methods():
 
 
 def _create_result_slot(ctx, kwargs):
-    raise TypeError("AsyncResult and Iterator entries take no argument (they are slots)")
+    raise TypeError("AsyncResult, Iterator and Proxy entries take no argument (they are slots)")
 
 
 # Teardown of an actor's pools (the driver asks, see Driver._stop_actor_pools): how long the
@@ -1520,6 +1526,355 @@ def _stop_pools(bound):
     gc.collect()
 
 
+# -- Manager, Proxy, Module.manager_create (spec/manager) ----------------------------------------
+
+# The one dict of the `shared_dict` typeid, in a manager's server process.
+_SHARED_DICT = {}
+
+
+def _shared_dict_referent():
+    """The callable of the catalogue typeid `shared_dict`: every create returns the one
+    server-global dict (module level, so that a spawned server finds it by name)."""
+    return _SHARED_DICT
+
+
+# The manager classes of each package under test, made on first use (_manager_class) and kept
+# as module attributes under these names, so that a spawned server process, which unpickles
+# `type(manager)._run_server`, finds its class by name (the module's __getattr__ below makes it
+# there on demand).
+_MANAGER_CLASS_PREFIX = {"server": "_MpspecManager__", "client": "_MpspecClientManager__"}
+
+
+def _make_manager_classes(module_name):
+    """(server class, client-only class) for the package `module_name`.  The server class is a
+    SyncManager subclass that also registers `shared_dict` (a DictProxy to _SHARED_DICT).  The
+    client-only class (Module.manager_create) is a BaseManager subclass that registers the
+    same typeids without callables, as a remote client of a manager does."""
+    managers = importlib.import_module(module_name + ".managers")
+    suffix = module_name.replace(".", "_")
+    server_name = _MANAGER_CLASS_PREFIX["server"] + suffix
+    client_name = _MANAGER_CLASS_PREFIX["client"] + suffix
+    server = type(server_name, (managers.SyncManager,),
+                  {"__module__": __name__, "__qualname__": server_name})
+    server.register("shared_dict", callable=_shared_dict_referent, proxytype=managers.DictProxy)
+    client = type(client_name, (managers.BaseManager,),
+                  {"__module__": __name__, "__qualname__": client_name})
+    for typeid, (_, exposed, method_to_typeid, proxytype) in server._registry.items():
+        creates = typeid == "shared_dict" or callable(getattr(managers.SyncManager, typeid, None))
+        client.register(typeid, proxytype=proxytype, exposed=exposed,
+                        method_to_typeid=method_to_typeid, create_method=creates)
+    globals()[server_name] = server
+    globals()[client_name] = client
+    # In a spawned process the functions' globals are runpy's namespace, of which the module
+    # object (__mp_main__) holds a copy: the classes go there too, for pickle to find them.
+    module = sys.modules.get(__name__)
+    if module is not None and vars(module) is not globals():
+        setattr(module, server_name, server)
+        setattr(module, client_name, client)
+    return server, client
+
+
+def __getattr__(name):
+    # PEP 562: a manager class asked for by name (unpickling in a spawned server process).
+    if name in globals():
+        return globals()[name]
+    for prefix in _MANAGER_CLASS_PREFIX.values():
+        if name.startswith(prefix):
+            suffix = name[len(prefix):]
+            for module_name in sorted({"multiprocessing", MP.__name__} | set(MODULES)):
+                if module_name.replace(".", "_") == suffix:
+                    _make_manager_classes(module_name)
+                    return globals()[name]
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def _manager_class(kind):
+    """The manager class of the package under test: kind "server" or "client"."""
+    name = _MANAGER_CLASS_PREFIX[kind] + MP.__name__.replace(".", "_")
+    if name not in globals():
+        _make_manager_classes(MP.__name__)
+    return globals()[name]
+
+
+def _manager_state():
+    return importlib.import_module(MP.__name__ + ".managers").State
+
+
+# How long teardown gives a manager's shutdown before its server process is killed by pid.
+MANAGER_STOP_TIMEOUT = 3.0 * _timeout_multiplier()
+# Every manager this process started (start, __enter__): (pid of the starter, manager).  A
+# forked actor inherits the parent's entries; only its own (its pid) are its to stop.
+_STARTED_MANAGERS = []
+# Where the setup's temporary directory lists the AF_UNIX socket paths of the servers the
+# driver's managers bound (start, serve_forever), so that teardown removes the files of servers
+# that were killed (a server shut down cleanly unlinks its own).
+_SOCKETS_FILE = "mpspec-manager-sockets"
+
+
+def _create_manager(ctx, kwargs):
+    """A manager of the setup's context, not started (process-local; inherited entries are
+    built by the parent).  address: null, an AF_UNIX path, or [host, port]."""
+    kwargs = dict(kwargs)
+    inherited = kwargs.pop("inherited", False)
+    if not isinstance(inherited, bool):
+        raise TypeError("`inherited` must be a bool, not %r" % (inherited,))
+    return _manager_class("server")(address=_address(kwargs.get("address")),
+                                    authkey=kwargs.get("authkey"), ctx=ctx)
+
+
+def _current_tempdir():
+    return _ACTOR_TEMPDIR[0] or _SEGMENTS_DIR[0]
+
+
+def _watch_parent(parent):
+    """In a server the driver itself started: end it when the driver is gone (even SIGKILLed),
+    since no teardown will then come to end it."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(0)
+
+
+def _manager_server_init(module, tempdir, watch=None):
+    """The initializer of every manager server the driver starts (module level: spawn carries
+    it by name): a forked server lets go of the driver's and the actor's pipes (as a Process
+    does), takes the default signal actions, selects the package under test in a spawned one,
+    and puts CPython's temporary files (a default AF_UNIX address) in the setup's directory.
+    `watch`: the driver's pid, for a server started by the driver (an inherited manager): the
+    server ends when the driver does.  (An actor's servers are in its process group, which the
+    actor ends when the driver is gone.)"""
+    _close_inherited()
+    _SHARED_DICT.clear()  # a new server's own (a forked one may copy an actor's serve_forever)
+    if watch is not None:
+        threading.Thread(target=_watch_parent, args=(watch,), name="mpspec-watch-driver",
+                         daemon=True).start()
+    for signame in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, signame, None)
+        if signum is not None:
+            try:
+                signal.signal(signum, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    if module != MP.__name__:
+        select_module(module)
+    if tempdir is not None and os.path.isdir(tempdir):
+        tempfile.tempdir = tempdir
+        try:
+            MP.current_process()._config.pop("tempdir", None)
+        except AttributeError:
+            pass
+
+
+def _record_socket(address):
+    if isinstance(address, str) and address and not address.startswith("\0"):
+        _record_segment(os.path.abspath(address), _SOCKETS_FILE)
+
+
+def _manager_start(manager):
+    watch = os.getpid() if _ACTOR_STATE is None else None  # started by the driver
+    manager.start(_manager_server_init, (MP.__name__, _current_tempdir(), watch))
+    _STARTED_MANAGERS.append((os.getpid(), manager))
+    _record_socket(manager.address)
+
+
+def _manager_enter(manager):
+    """`with manager:`'s __enter__: start if not started (through _manager_start, so that the
+    driver knows the server), then CPython's own checks; the value is null."""
+    if manager._state.value == _manager_state().INITIAL:
+        _manager_start(manager)
+    manager.__enter__()
+    return None
+
+
+def _manager_create_into(manager, slot, typeid, args, kwds):
+    """getattr(manager, typeid)(*args, **kwds), bound into the Proxy slot `slot`."""
+    _check_result_slot(slot, "Proxy")
+    if not isinstance(typeid, str) or typeid not in type(manager)._registry:
+        raise AttributeError("no typeid %r in the manager's registry" % (typeid,))
+    create = getattr(manager, typeid, None)
+    if not callable(create):
+        raise AttributeError("typeid %r has no create method" % (typeid,))
+    slot.handle = create(*args, **kwds)
+
+
+def _manager_create(manager, kwargs):
+    args, kwds = _task_arguments(kwargs)
+    return _manager_create_into, (manager, kwargs.get("as"), kwargs.get("typeid"), args,
+                                  kwds), {}
+
+
+class _ParkedListener:
+    """Stands in for a served-out Server's listener: its accepter thread parks here."""
+
+    def accept(self):
+        threading.Event().wait()
+
+
+def _retire_server(server):
+    """After serve_forever returned in an actor (CPython would now exit the process): stop
+    accepting (the accepter thread parks on a _ParkedListener) and close the listener, which
+    unlinks an AF_UNIX socket file.  Connections already made stay until the actor ends."""
+    listener = server.listener
+    server.listener = _ParkedListener()
+    sock = getattr(getattr(listener, "_listener", None), "_socket", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the accepter's accept (EINVAL)
+        except OSError:
+            pass
+    try:
+        listener.close()
+    except OSError:
+        pass
+    try:
+        del MP.current_process()._manager_server
+    except AttributeError:
+        pass
+
+
+def _manager_serve_forever(manager):
+    """manager.get_server().serve_forever() in the calling actor: it returns (CPython:
+    sys.exit(0), caught here) once a shutdown request has arrived; the value is null."""
+    server = manager.get_server()
+    _record_socket(server.address)
+    try:
+        server.serve_forever()
+    except SystemExit:
+        pass
+    _retire_server(server)
+    return None
+
+
+_DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+
+
+def _proxy_call_run(proxy, method, args, kwds, slot):
+    if not isinstance(method, str):
+        raise TypeError("`method` must be a string, not %r" % (method,))
+    if slot is not None:
+        _check_result_slot(slot, "Proxy")
+    value = proxy._callmethod(method, args, kwds)
+    if slot is None:
+        if isinstance(value, _DICT_VIEWS):
+            return list(value)  # multiprocess (dill) carries dict views; pickle gives lists
+        return value
+    managers = importlib.import_module(MP.__name__ + ".managers")
+    if not isinstance(value, managers.BaseProxy):
+        raise TypeError("method %r returned a %s, not a proxy (`as` needs one)"
+                        % (method, _type_name(type(value))))
+    slot.handle = value
+    return None
+
+
+def _proxy_call(slot, kwargs):
+    args, kwds = _task_arguments(kwargs)
+    return _proxy_call_run, (_slot_handle(slot), kwargs.get("method"), args, kwds,
+                             kwargs.get("as")), {}
+
+
+def _proxy_getvalue(slot, kwargs):
+    return _slot_handle(slot)._getvalue, (), {}
+
+
+def _manager_create_remote(slot, kwargs):
+    """Module.manager_create: a client-only manager connected to the server at `address`
+    with `authkey`, and the object of `typeid` created there, bound into the Proxy slot."""
+    _check_result_slot(slot, "Proxy")
+    args, kwds = _task_arguments(kwargs)
+    manager = _manager_class("client")(address=_address(kwargs.get("address")),
+                                       authkey=kwargs.get("authkey"))
+    manager.connect()
+    _manager_create_into(manager, slot, kwargs.get("typeid"), args, kwds)
+
+
+def _module_manager_create(obj, kwargs):
+    kwargs = dict(kwargs)
+    slot = kwargs.pop("as")
+    return _manager_create_remote, (slot, kwargs), {}
+
+
+def _manager_methods():
+    return {
+        "start": Method(call=lambda manager, kwargs: (_manager_start, (manager,), {})),
+        "connect": Method(),
+        "shutdown": Method(),
+        "address": _attribute("address"),
+        "create": Method("typeid", "args", "kwds", "as", call=_manager_create, slot="Proxy"),
+        "serve_forever": Method(call=lambda manager, kwargs: (_manager_serve_forever,
+                                                              (manager,), {})),
+        "__enter__": Method(call=lambda manager, kwargs: (_manager_enter, (manager,), {})),
+        "__exit__": Method(call=_scoped_exit),
+    }
+
+
+def _proxy_methods():
+    return {
+        "call": Method("method", "args", "kwds", "as", call=_proxy_call, slot="Proxy",
+                       as_optional=True),
+        "getvalue": Method(call=_proxy_getvalue),
+    }
+
+
+def _shutdown_quietly(manager, done):
+    try:
+        manager.shutdown()
+    except BaseException as exc:
+        _log("shutting down a manager: %s: %s" % (_type_name(type(exc)), exc))
+    finally:
+        done.set()
+
+
+def _stop_managers(bound):
+    """Shut down every manager this process started, each in a thread of its own; after
+    `bound` seconds, SIGKILL (and reap) every server process still alive."""
+    mine = [manager for pid, manager in _STARTED_MANAGERS if pid == os.getpid()]
+    del _STARTED_MANAGERS[:]
+    if not mine:
+        return
+    stoppers = []
+    for manager in mine:
+        done = threading.Event()
+        thread = threading.Thread(target=_shutdown_quietly, args=(manager, done),
+                                  name="mpspec-manager-shutdown", daemon=True)
+        thread.start()
+        stoppers.append((manager, done))
+    deadline = time.monotonic() + bound
+    for manager, done in stoppers:
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            _log("a manager did not shut down within %.1f s: killing its server" % bound)
+    for manager, done in stoppers:
+        process = getattr(manager, "_process", None)
+        try:
+            if process is None or process.pid is None or process.exitcode is not None:
+                continue
+        except ValueError:
+            continue  # closed
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        if not _await_exit(process, REAP_TIMEOUT):
+            _log("manager server %d could not be reaped" % process.pid)
+    del mine, stoppers
+
+
+def _unlink_sockets(paths):
+    """Remove the AF_UNIX socket files of `paths` still there (only sockets), and the
+    directory CPython made for a default address when it is left empty."""
+    for path in paths:
+        try:
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):
+                continue
+            os.unlink(path)
+        except OSError:
+            continue
+        parent = os.path.dirname(path)
+        if os.path.basename(parent).startswith("pymp-"):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                pass
+
+
 # Protocol type name -> TypeSpec.  Keep in sync with spec/protocol.md section 6.  Constructor
 # arguments arrive with their references resolved ({"$ref": name} is the object itself,
 # {"$call": [name, method]} a _BoundCall), see Driver._constructor_ref.
@@ -1602,6 +1957,13 @@ TYPES = {
                      local=True),
     "AsyncResult": TypeSpec(_create_result_slot, _result_methods()),
     "Iterator": TypeSpec(_create_result_slot, _iterator_methods()),
+    # Managers (spec/manager): process-local like Pool, except with `inherited`: true (built
+    # by the parent, so that prelude calls start it and create proxies the actors inherit).
+    # Proxy entries are slots (_ResultSlot), bound by Manager.create, Module.manager_create and
+    # Proxy.call (`as`).
+    "Manager": TypeSpec(_create_manager, _manager_methods(),
+                        params=("address", "authkey", "inherited"), local=True),
+    "Proxy": TypeSpec(_create_result_slot, _proxy_methods()),
 }
 
 
@@ -1783,13 +2145,14 @@ def _bind_refs(value, objects):
 
 
 def _is_inherited_entry(typename, kwargs):
-    """Whether a setup entry is an inherited Process (protocol 3.2, setup.inherited): built by
-    the driver at setup, not process-local; actors hold copies of it."""
-    return typename == "Process" and kwargs.get("inherited", False) is not False
+    """Whether a setup entry is an inherited Process or Manager (protocol 3.2,
+    setup.inherited): built by the driver at setup, not process-local; actors hold copies."""
+    return (typename in ("Process", "Manager")
+            and kwargs.get("inherited", False) is not False)
 
 
 # Types whose every entry is a slot (it takes no args).
-_RESULT_SLOT_TYPES = ("AsyncResult", "Iterator")
+_RESULT_SLOT_TYPES = ("AsyncResult", "Iterator", "Proxy")
 
 
 def _build_object(ctx, name, typename, kwargs, created):
@@ -1939,6 +2302,7 @@ def _error_kind_table():
             NotImplementedError: "NotImplementedError",
             EOFError: "EOFError",
             IndexError: "IndexError",
+            KeyError: "KeyError",
             threading.BrokenBarrierError: "BrokenBarrierError",
             queue.Full: "Full",
             queue.Empty: "Empty",
@@ -2166,8 +2530,10 @@ def _actor_main(name, nthreads, objects, commands, results, library="multiproces
         except (EOFError, OSError):
             break  # the driver is gone or closed the pipe
         if command == (_STOP_POOLS,):
-            # Teardown is coming: end this actor's pools first (bounded), then say so.
+            # Teardown is coming: end this actor's pools and the managers it started first
+            # (bounded), then say so.
             _stop_pools(POOL_STOP_TIMEOUT)
+            _stop_managers(MANAGER_STOP_TIMEOUT)
             try:
                 send((_STOP_POOLS, "done"))
             except Exception:
@@ -2244,7 +2610,7 @@ def _exception_class(kind):
         "ValueError": ValueError, "TypeError": TypeError, "AssertionError": AssertionError,
         "RuntimeError": RuntimeError, "AttributeError": AttributeError, "OSError": OSError,
         "OverflowError": OverflowError, "NotImplementedError": NotImplementedError,
-        "EOFError": EOFError, "IndexError": IndexError,
+        "EOFError": EOFError, "IndexError": IndexError, "KeyError": KeyError,
         "BrokenBarrierError": threading.BrokenBarrierError,
         "Full": queue.Full, "Empty": queue.Empty,
     }
@@ -2729,7 +3095,9 @@ class Driver:
         if unknown:
             raise _unsupported("%s: %s.%s takes no argument %s"
                                % (where, typename, method, ", ".join(map(repr, unknown))))
-        if "as" in entry.params:
+        if entry.as_optional and kwargs.get("as") is None:
+            kwargs = {key: value for key, value in kwargs.items() if key != "as"}
+        elif "as" in entry.params:
             # The Connection slot the call binds (Listener.accept, Module.client): required,
             # and sent to the actor as a reference to the slot.
             slot = kwargs.get("as")
@@ -2798,6 +3166,11 @@ class Driver:
                  or typename in _RESULT_SLOT_TYPES}
         inherited = {name for name, typename, kwargs in objects
                      if _is_inherited_entry(typename, kwargs)}
+        for name in sorted(inherited):
+            if object_types[name] == "Manager" and start_method != "fork":
+                # Its prelude-made proxies reach the actors by fork only.
+                raise _unsupported("object %r: an inherited Manager needs the fork start "
+                                   "method, not %r" % (name, start_method))
 
         prelude = []
         for index, item in enumerate(self._list_field(request, "prelude")):
@@ -2816,6 +3189,10 @@ class Driver:
                 # cannot be pickled into a spawned or forkserver actor.
                 raise _unsupported("%s: under %s, actors cannot be given a copy of a Process "
                                    "the parent started" % (where, start_method))
+            if (typename == "Module" and method == "manager_create"
+                    and start_method != "fork"):
+                raise _unsupported("%s: under %s, a proxy the prelude makes does not reach "
+                                   "the actors" % (where, start_method))
             kwargs = self._method_args(TYPES[typename], typename, method,
                                        self._args_field(item, where), where, object_types,
                                        slots)
@@ -3156,6 +3533,10 @@ class Driver:
         live = [a for a in session.actors.values() if a.alive]
         if announce:
             self._stop_actor_pools(session, live)
+        # Managers the prelude started in the driver (inherited entries), before the actors
+        # are killed (protocol section 6, manager teardown): shut down (bounded), their servers
+        # killed by pid when that does not finish.
+        _stop_managers(MANAGER_STOP_TIMEOUT)
         for actor in live:
             if actor.process.pid is not None and actor.process.exitcode is None:
                 # The actor and every process it started (its process group).  Safe: the actor
@@ -3191,13 +3572,14 @@ class Driver:
             _SEGMENTS_DIR[0] = None
             _unlink_segments(_recorded_segments(tempdir))
             _unlink_semaphores(_recorded_segments(tempdir, _SEMAPHORES_FILE))
+            _unlink_sockets(_recorded_segments(tempdir, _SOCKETS_FILE))
             shutil.rmtree(tempdir, ignore_errors=True)
 
     def _stop_actor_pools(self, session, live):
         """Before the actors are killed: have each end the Pools it made (_stop_pools), so that
         their workers are terminated and their semaphores unlinked.  Bounded: an actor that
         does not answer in time is killed with its pools' workers (its process group)."""
-        if not any(typename == "Pool" for typename, _ in session.objects.values()):
+        if not any(typename in ("Pool", "Manager") for typename, _ in session.objects.values()):
             return
         waiting = {}
         for actor in live:
@@ -3208,7 +3590,7 @@ class Driver:
             except (OSError, ValueError):
                 continue
             waiting[actor.results] = actor
-        deadline = time.monotonic() + 2 * POOL_STOP_TIMEOUT + 1.0
+        deadline = time.monotonic() + 2 * POOL_STOP_TIMEOUT + 2 * MANAGER_STOP_TIMEOUT + 1.0
         while waiting:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

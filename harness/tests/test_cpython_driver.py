@@ -371,7 +371,7 @@ class HelloAndSetupTest(DriverTestCase):
                         "pid", "sentinel", "name", "daemon", "set_name", "set_daemon"],
             "Module": ["current_process", "parent_process", "active_children", "cpu_count",
                        "wait", "client", "set_start_method", "get_context"]
-                      + (["shared_memory"] if _MEMORY_OFFERED else []),
+                      + (["shared_memory"] if _MEMORY_OFFERED else []) + ["manager_create"],
             "Queue": queue,
             "JoinableQueue": queue + ["task_done", "join"],
             "SimpleQueue": ["put", "get", "empty", "close"],
@@ -380,6 +380,9 @@ class HelloAndSetupTest(DriverTestCase):
                      "__exit__", "worker_pids"],
             "AsyncResult": ["get", "wait", "ready", "successful", "callbacks"],
             "Iterator": ["next"],
+            "Manager": ["start", "connect", "shutdown", "address", "create", "serve_forever",
+                        "__enter__", "__exit__"],
+            "Proxy": ["call", "getvalue"],
             "Value": value,
             "RawValue": ["value", "set_value", "add"],
             "Array": array + lock,
@@ -1739,15 +1742,16 @@ class PureFunctionsTest(unittest.TestCase):
             (multiprocessing.ProcessError(), "ProcessError"),
             (multiprocessing.managers.RemoteError(), "RemoteError"),
             (IndexError("invalid index"), "IndexError"),
-            (KeyError("k"), "Other"),
+            (KeyError("k"), "KeyError"),
+            (LookupError("k"), "Other"),
             (ZeroDivisionError(), "Other"),
             (KeyboardInterrupt(), "Other"),
         ]
         for exc, kind in cases:
             with self.subTest(exc=type(exc).__name__):
                 self.assertEqual(self.m.error_kind(exc), kind)
-        payload = self.m.error_payload(KeyError("k"))
-        self.assertTrue(payload["message"].startswith("KeyError"), payload)
+        payload = self.m.error_payload(LookupError("k"))
+        self.assertTrue(payload["message"].startswith("LookupError"), payload)
         # An OSError carries its errno by name; other errors and errno-less OSErrors do not.
         self.assertEqual(self.m.error_payload(FileNotFoundError(2, "No such file"))["errno"],
                          "ENOENT")
@@ -2011,6 +2015,166 @@ class SharedMemoryTest(DriverTestCase):
         self.assertEqual(d.wait_exit(), 0)
         self.assertNotIn(n, _shm_names())
         self.assertNotIn("Traceback", d.stderr)
+
+
+def _socket_files(directory):
+    import stat
+
+    found = []
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    found.append(path)
+            except OSError:
+                pass
+    return found
+
+
+class ManagerTest(DriverTestCase):
+    """Manager, Proxy slots and Module.manager_create (spec/manager)."""
+
+    start_method = "fork"
+
+    def v(self, _d, _actor, _object, _method, **args):
+        return _d.value(_d.call(_actor, _method, args, obj=_object))
+
+    def e(self, _d, _actor, _object, _method, **args):
+        event = _d.wait_event(_d.call(_actor, _method, args, obj=_object))
+        self.assertEqual(event["status"], "error", event)
+        return event["error"]["kind"]
+
+    def test_manager_proxies_and_errors(self):
+        self.require_start_method(self.start_method)
+        d = self.greeted()
+        d.setup([{"name": "a", "threads": 2}], start_method=self.start_method,
+                objects=[_obj("M", "Manager"), _obj("P", "Proxy"), _obj("I", "Proxy")])
+        v, e = self.v, self.e
+        self.assertEqual(e(d, "a", "P", "getvalue"), "Other")  # unbound slot
+        self.assertEqual(e(d, "a", "M", "create", typeid="dict", **{"as": "P"}),
+                         "AssertionError")
+        self.assertIsNone(v(d, "a", "M", "start"))
+        # A path (an abstract AF_UNIX address is bytes: multiprocess 0.70.12, CPython 3.12.0).
+        self.assertIsInstance(v(d, "a", "M", "address"), (str, dict))
+        self.assertEqual(e(d, "a", "M", "start"), "ProcessError")
+        self.assertIsNone(v(d, "a", "M", "create", typeid="dict", args=[{"x": 1}],
+                            **{"as": "P"}))
+        self.assertIsNone(v(d, "a", "P", "call", method="__setitem__", args=["y", 2]))
+        self.assertEqual(v(d, "a", "P", "call", method="__getitem__", args=["x"]), 1)
+        self.assertEqual(e(d, "a", "P", "call", method="__getitem__", args=["z"]), "KeyError")
+        self.assertEqual(e(d, "a", "P", "call", method="nosuch"), "RemoteError")
+        self.assertEqual(v(d, "a", "P", "getvalue"), {"x": 1, "y": 2})
+        # A method returning a proxy binds it with `as` (in the manager's own process).
+        self.assertIsNone(v(d, "a", "P", "call", method="__iter__", **{"as": "I"}))
+        self.assertEqual(sorted([v(d, "a", "I", "call", method="__next__"),
+                                 v(d, "a", "I", "call", method="__next__")]), ["x", "y"])
+        self.assertEqual(e(d, "a", "P", "call", method="__len__", **{"as": "I"}), "TypeError")
+        self.assertEqual(d.error("call", tag="bad", actor="a", object="P", method="call",
+                                 args={"method": "__len__", "as": "M"}), "ProtocolError")
+        for typeid, args, method, margs, value in (
+                ("list", [[1, 2]], "__getitem__", [1], 2),
+                ("Queue", [], "empty", [], True),
+                ("Value", ["i", 5], "get", [], 5),
+                ("Array", ["i", [1, 2, 3]], "__len__", [], 3),
+                ("Lock", [], "acquire", [False], True),
+                ("Barrier", [2], "__getattribute__", ["parties"], 2),
+                ("shared_dict", [], "__len__", [], 0)):
+            with self.subTest(typeid=typeid):
+                self.assertIsNone(v(d, "a", "M", "create", typeid=typeid, args=args,
+                                    **{"as": "P"}))
+                self.assertEqual(v(d, "a", "P", "call", method=method, args=margs), value)
+        # Shutdown with a proxy call blocked in the server: both end, nothing hangs.
+        self.assertIsNone(v(d, "a", "M", "create", typeid="Lock", **{"as": "P"}))
+        self.assertIs(v(d, "a", "P", "call", method="acquire"), True)
+        blocked = d.call("a", "call", {"method": "acquire"}, thread=1, obj="P")
+        self.assertFalse(d.returns_within(blocked, GRACE))
+        self.assertIsNone(v(d, "a", "M", "shutdown"))
+        self.assertEqual(d.wait_event(blocked)["status"], "error")
+        self.assertEqual(d.wait_event(d.call("a", "call", {"method": "release"},
+                                             obj="P"))["status"], "error")
+        self.assertIsNone(v(d, "a", "M", "shutdown"))
+        self.assertEqual(e(d, "a", "M", "start"), "ProcessError")
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+        self.assertNotIn("Traceback", d.stderr)
+
+    def test_inherited_manager_and_proxies(self):
+        d = self.greeted()
+        objects = [_obj("M", "Manager", inherited=True), _obj("P", "Proxy"), _obj("I", "Proxy")]
+        prelude = [{"object": "M", "method": "start"},
+                   {"object": "M", "method": "create",
+                    "args": {"typeid": "dict", "args": [{"p": 0}], "as": "P"}}]
+        result = d.ok("setup", objects=objects, prelude=prelude,
+                      actors=[{"name": "a"}, {"name": "b"}])
+        self.assertEqual(result["prelude"], [None, None])
+        v, e = self.v, self.e
+        self.assertIsNone(v(d, "a", "P", "call", method="__setitem__", args=["a", 1]))
+        self.assertIsNone(v(d, "b", "P", "call", method="__setitem__", args=["b", 2]))
+        self.assertEqual(v(d, "a", "P", "getvalue"), {"p": 0, "a": 1, "b": 2})
+        # CPython gh-99595: an inherited proxy has no manager to build a returned proxy with.
+        self.assertEqual(e(d, "a", "P", "call", method="__iter__", **{"as": "I"}),
+                         "AttributeError")
+        self.assertEqual(e(d, "b", "M", "start"), "ProcessError")
+        d.ok("teardown")
+        self.assertEqual(_children_of(d.proc.pid), [])
+        # An inherited Manager needs fork.
+        self.require_start_method("spawn")
+        self.assertEqual(d.error("setup", objects=objects, actors=[{"name": "a"}],
+                                 start_method="spawn"), "Unsupported")
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+
+    def test_remote_clients_and_teardown(self):
+        d = self.greeted()
+        key, wrong = _b64(b"secret"), _b64(b"wrong")
+        tmp = tempfile.mkdtemp(prefix="mpspec-manager-test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "server")
+        d.setup([{"name": "a", "threads": 2}, {"name": "b"}], objects=[
+            _obj("T", "Manager", address=["127.0.0.1", 0], authkey=key),
+            _obj("S", "Manager", address=path, authkey=key), _obj("U", "Manager", authkey=key),
+            _obj("Mod", "Module"), _obj("P", "Proxy"), _obj("Q", "Proxy")])
+        v, e = self.v, self.e
+        self.assertIsNone(v(d, "a", "T", "start"))
+        host, port = v(d, "a", "T", "address")
+        self.assertEqual(host, "127.0.0.1")
+        self.assertGreater(port, 0)
+        remote = {"address": [host, port], "typeid": "shared_dict"}
+        self.assertEqual(e(d, "b", "Mod", "manager_create", authkey=wrong, **remote,
+                           **{"as": "P"}), "AuthenticationError")
+        self.assertIsNone(v(d, "b", "Mod", "manager_create", authkey=key, **remote,
+                            **{"as": "P"}))
+        self.assertIsNone(v(d, "b", "P", "call", method="__setitem__", args=["k", 1]))
+        self.assertIsNone(v(d, "a", "T", "create", typeid="shared_dict", **{"as": "P"}))
+        self.assertEqual(v(d, "a", "P", "getvalue"), {"k": 1})
+        # serve_forever in a (AF_UNIX path); b connects; it does not return.
+        serving = d.call("a", "serve_forever", thread=1, obj="S")
+        deadline = time.monotonic() + WAIT
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertIsNone(v(d, "b", "Mod", "manager_create", address=path, authkey=key,
+                            typeid="shared_dict", **{"as": "Q"}))
+        self.assertEqual(v(d, "b", "Q", "call", method="__len__"), 0)
+        self.assertFalse(d.returns_within(serving, GRACE))
+        # A manager started in b, with a default address: killed with b, its server and
+        # socket file are ended at teardown.
+        self.assertIsNone(v(d, "b", "U", "start"))
+        self.assertEqual(d.ok("kill", actor="b"), {"exitcode": -signal.SIGKILL})
+        d.ok("teardown")
+        self.assertEqual(d.wait_event(serving)["status"], "info")
+        self.assertEqual(_children_of(d.proc.pid), [])
+        self.assertEqual(_socket_files(tmp), [])
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+
+
+class ManagerSpawnTest(DriverTestCase):
+    """The manager's server process under spawn (it unpickles the driver's manager class)."""
+
+    start_method = "spawn"
+    v, e = ManagerTest.v, ManagerTest.e
+    test_manager_proxies_and_errors = ManagerTest.test_manager_proxies_and_errors
 
 
 if __name__ == "__main__":
