@@ -21,6 +21,8 @@
 // joinable-join-early, queue-never-full. Shared values, SharedMemory (sharedctypes.cpp, on the
 // reference adapters): sharedctypes-copy-shares, shared-memory-attach-creates. Pool (pool.cpp,
 // on the reference adapter): pool-drops-result, pool-imap-reorders, pool-swallows-errors.
+// Manager, Proxy (manager.cpp, on the reference adapter): manager-unexposed-ok,
+// manager-accepts-wrong-key, manager-dict-loses-updates.
 #include <mp/errors.hpp>
 
 #include <cstring>
@@ -44,7 +46,7 @@ int main(int argc, char** argv) {
                      install_barrier_mutant(which, b) || install_rwlock_mutant(which, b) ||
                      install_shared_lock_mutant(which, b) || install_connection_mutant(which, b) ||
                      install_queue_mutant(which, b) || install_sharedctypes_mutant(which, b) ||
-                     install_pool_mutant(which, b);
+                     install_pool_mutant(which, b) || install_manager_mutant(which, b);
   if (!known) {
     std::cerr << "mpspec_driver_mutant: unknown mutant '" << which
               << "'; see the list at the top of conformance/backends/mutants/driver.cpp\n";

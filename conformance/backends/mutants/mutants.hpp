@@ -25,5 +25,6 @@ bool install_connection_mutant(const std::string& which, driverkit::Backend& b);
 bool install_queue_mutant(const std::string& which, driverkit::Backend& b);
 bool install_sharedctypes_mutant(const std::string& which, driverkit::Backend& b);  // + SharedMemory
 bool install_pool_mutant(const std::string& which, driverkit::Backend& b);  // Pool, its slots
+bool install_manager_mutant(const std::string& which, driverkit::Backend& b);  // Manager, Proxy
 
 }  // namespace mpspec::mutants

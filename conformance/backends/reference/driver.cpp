@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   register_sharedctypes(b);
   register_shared_memory(b);  // after register_process: adds Module.shared_memory
   register_pool(b);
+  register_manager(b);  // after register_process: adds Module.manager_create
   b.map_error = [](const std::exception& e) -> std::pair<std::string, std::string> {
     if (auto* err = dynamic_cast<const mp::Error*>(&e)) return {err->kind(), err->what()};
     return {"Other", e.what()};

@@ -110,5 +110,6 @@ void register_queue(driverkit::Backend& b);       // Queue, JoinableQueue, Simpl
 void register_sharedctypes(driverkit::Backend& b);  // Value, RawValue, Array, RawArray, Synchronized
 void register_shared_memory(driverkit::Backend& b);  // SharedMemory, Module.shared_memory
 void register_pool(driverkit::Backend& b);           // Pool, AsyncResult, Iterator
+void register_manager(driverkit::Backend& b);  // Manager, Proxy, Module.manager_create
 
 }  // namespace mpspec::reference_backend
