@@ -99,7 +99,11 @@ class Actor {
  public:
   Actor(const Backend& backend, std::map<std::string, ObjectSlot>& objects, int cmd_fd, int res_fd,
         int threads, std::string name = "")
-      : backend_(backend), objects_(objects), cmd_(cmd_fd), res_fd_(res_fd), name_(std::move(name)) {
+      : backend_(backend),
+        objects_(objects),
+        cmd_(cmd_fd),
+        res_fd_(res_fd),
+        name_(std::move(name)) {
     workers_.resize(static_cast<size_t>(threads));
   }
 
@@ -390,12 +394,15 @@ class Driver {
     said_hello_ = true;
     Json types = Json::object();
     for (const auto& [name, t] : backend_.types) types[name] = t.methods;
+    Json contexts = Json::array();
+    for (const auto& [name, make] : backend_.contexts) contexts.push_back(name);
     reply_ok(id, Json{{"protocol", kProtocolVersion},
                       {"name", backend_.name},
                       {"version", backend_.version},
                       {"types", types},
                       {"features", features()},
-                      {"start_methods", backend_.start_methods}});
+                      {"start_methods", backend_.start_methods},
+                      {"contexts", contexts}});
   }
 
   // The backend's features plus those the kit implements for every backend.
@@ -443,6 +450,18 @@ class Driver {
         throw RequestError("ProtocolError", "actor '" + name + "': threads must be 1..64");
     }
     if (actors.size() > kMaxActors) throw RequestError("ProtocolError", "too many actors");
+    std::string context;
+    if (req.contains("context") && !req["context"].is_null()) {
+      if (!req["context"].is_string())
+        throw RequestError("ProtocolError", "context must be a string or null");
+      context = req["context"].get<std::string>();
+      if (!backend_.contexts.count(context))
+        throw RequestError("Unsupported", "setup context '" + context + "'");
+      for (const auto& a : actors)
+        if (a.value("independent", false))
+          throw RequestError("Unsupported",
+                             "independent actors in setup context '" + context + "'");
+    }
     for (const auto& o : objects) {
       if (!o.contains("owner")) continue;
       if (!o["owner"].is_string() || !actor_names.count(o["owner"].get<std::string>()))
@@ -451,15 +470,26 @@ class Driver {
     }
 
     objects_.clear();
+    context_.reset();
+    try {
+      if (!context.empty()) context_ = backend_.contexts.at(context)();
+    } catch (const std::exception& e) {
+      auto [kind, message] = describe_exception(backend_, e);
+      throw RequestError(kind == "Unsupported" ? "Unsupported" : "SetupError",
+                         "setup context '" + context + "': " + kind + ": " + message);
+    }
 
     for (const auto& o : objects) {
       const std::string name = o.at("name"), type = o.at("type");
       try {
-        objects_[name] =
-            ObjectSlot{type, type_of(type).create(o.value("args", Json::object()), lookup_),
-                       o.value("owner", std::string())};
+        const Json args = o.value("args", Json::object());
+        std::unique_ptr<Object> made;
+        if (context_) made = context_->create(type, args, lookup_);
+        if (!made) made = type_of(type).create(args, lookup_);
+        objects_[name] = ObjectSlot{type, std::move(made), o.value("owner", std::string())};
       } catch (const std::exception& e) {
         objects_.clear();
+        context_.reset();
         auto [kind, message] = describe_exception(backend_, e);
         // A factory may refuse what the backend does not offer (e.g. a task outside its
         // catalogue): the test is then UNSUPPORTED, not failed.
@@ -474,12 +504,14 @@ class Driver {
       auto it = objects_.find(obj);
       if (it == objects_.end()) {
         objects_.clear();
+        context_.reset();
         throw RequestError("ProtocolError", "prelude names unknown object '" + obj + "'");
       }
       try {
         prelude_results.push_back(it->second.object->call(m, p.value("args", Json::object())));
       } catch (const std::exception& e) {
         objects_.clear();
+        context_.reset();
         auto [kind, message] = describe_exception(backend_, e);
         throw RequestError("SetupError",
                            "prelude " + obj + "." + m + " raised " + kind + ": " + message);
@@ -667,7 +699,8 @@ class Driver {
     if (!a.alive) return;
     a.alive = false;
     siginfo_t si{};
-    while (::waitid(P_PID, static_cast<id_t>(a.pid), &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    while (::waitid(P_PID, static_cast<id_t>(a.pid), &si, WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR) {
     }
     a.exitcode = si.si_code == CLD_EXITED ? si.si_status : -si.si_status;
     // What the actor wrote before it died is still in the pipe: deliver it first.
@@ -738,6 +771,7 @@ class Driver {
     }
     actors_.clear();
     objects_.clear();
+    context_.reset();  // after its objects: e.g. a manager's proxies before its server
     active_ = false;
   }
 
@@ -746,6 +780,7 @@ class Driver {
   bool said_hello_ = false;
   bool active_ = false;
   std::map<std::string, ObjectSlot> objects_;
+  std::unique_ptr<Context> context_;  // the setup's context, if it asked for one
   ObjectTable lookup_;
   std::vector<ActorProc> actors_;
 };
@@ -814,7 +849,8 @@ bool bool_arg(const Json& args, const char* key, bool fallback) {
     auto it = backend.types.find(type);
     if (it == backend.types.end()) _exit(2);
     try {
-      objects[name] = ObjectSlot{type, it->second.create(o.value("args", Json::object()), lookup), ""};
+      objects[name] =
+          ObjectSlot{type, it->second.create(o.value("args", Json::object()), lookup), ""};
     } catch (const std::exception& e) {
       std::fprintf(stderr, "driverkit: independent actor cannot create %s '%s': %s\n", type.c_str(),
                    name.c_str(), e.what());

@@ -13,14 +13,13 @@
 #include <sys/types.h>
 
 #include <functional>
-#include <optional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace mpspec::driverkit {
 
@@ -100,12 +99,26 @@ struct Type {
   std::function<std::unique_ptr<Object>(const Json& args, const Objects& objects)> create;
 };
 
+// A setup context (spec/protocol.md, [protocol.setup.context]): made at the start of a setup that
+// asks for it, in the driver, before the setup's objects; it creates the objects of the types it
+// serves in its own way (e.g. through a manager) and returns nullptr for the others, which are
+// made by their Type as usual. Destroyed at teardown, after the actors are gone.
+class Context {
+ public:
+  virtual ~Context() = default;
+  virtual std::unique_ptr<Object> create(const std::string& type, const Json& args,
+                                         const Objects& objects) = 0;
+};
+
 struct Backend {
   std::string name;
   std::string version;
   std::vector<std::string> features;
   std::vector<std::string> start_methods = {"fork"};
   std::map<std::string, Type> types;
+  // The setup contexts the backend offers, by name (setup.context); a setup asking for another
+  // one is answered Unsupported. A factory may throw KindError (e.g. Unsupported).
+  std::map<std::string, std::function<std::unique_ptr<Context>()>> contexts;
   // Maps an exception a method threw to {kind, message}. Called only for exceptions that are
   // not KindError; the default reports kind "Other" with the exception's what().
   std::function<std::pair<std::string, std::string>(const std::exception&)> map_error;

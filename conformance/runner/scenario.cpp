@@ -220,6 +220,10 @@ std::string Scenario::start() {
     if (!b.has_feature(f)) return b.name() + " lacks feature '" + f + "'";
   Json req{{"op", "setup"}, {"objects", objects_}, {"prelude", prelude_}, {"actors", actors_}};
   if (const char* sm = std::getenv("MPSPEC_START_METHOD")) req["start_method"] = sm;
+  // The setup context the run asks for (spec/protocol.md, [protocol.setup.context]): e.g.
+  // "manager" runs the sync and queue chapters on objects served by a manager.
+  if (const char* ctx = std::getenv("MPSPEC_CONTEXT"); ctx != nullptr && *ctx != '\0')
+    req["context"] = ctx;
   Json r = b.driver().request(req, kRequestLimit);
   if (!r.value("ok", false)) {
     const auto& err = r["error"];

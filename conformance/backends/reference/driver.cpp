@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   register_shared_memory(b);  // after register_process: adds Module.shared_memory
   register_pool(b);
   register_manager(b);  // after register_process: adds Module.manager_create
+  register_manager_context(b);
   b.map_error = [](const std::exception& e) -> std::pair<std::string, std::string> {
     if (auto* err = dynamic_cast<const mp::Error*>(&e)) return {err->kind(), err->what()};
     return {"Other", e.what()};

@@ -111,5 +111,6 @@ void register_sharedctypes(driverkit::Backend& b);  // Value, RawValue, Array, R
 void register_shared_memory(driverkit::Backend& b);  // SharedMemory, Module.shared_memory
 void register_pool(driverkit::Backend& b);           // Pool, AsyncResult, Iterator
 void register_manager(driverkit::Backend& b);  // Manager, Proxy, Module.manager_create
+void register_manager_context(driverkit::Backend& b);  // setup context "manager"
 
 }  // namespace mpspec::reference_backend
