@@ -1447,13 +1447,56 @@ POOL_STOP_TIMEOUT = 3.0 * _timeout_multiplier()
 _STOP_POOLS = "mpspec-stop-pools"
 
 
-def _terminate_pool_quietly(pool, done):
+def _stop_quietly(stop, item, what, done):
     try:
-        pool.terminate()
+        stop(item)
     except BaseException as exc:
-        _log("terminating a pool: %s: %s" % (_type_name(type(exc)), exc))
+        _log("stopping %s: %s: %s" % (what, _type_name(type(exc)), exc))
     finally:
         done.set()
+
+
+def _running_processes(processes):
+    """The processes of `processes` that were started and have not been reaped."""
+    alive = []
+    for process in processes:
+        try:
+            if process is not None and process.pid is not None and process.exitcode is None:
+                alive.append(process)
+        except ValueError:
+            pass  # closed
+    return alive
+
+
+def _stop_bounded(items, stop, processes, bound, what):
+    """stop(item) for every item, each in a daemon thread of its own; once every stop has
+    finished, or `bound` seconds after they began (one deadline for all), SIGKILL the
+    processes(item) still alive (whether its stop finished, raised or still blocks), and reap
+    them.  `what` names an item in the log ("a pool")."""
+    stoppers = []
+    for item in items:
+        done = threading.Event()
+        thread = threading.Thread(target=_stop_quietly, args=(stop, item, what, done),
+                                  name="mpspec-stop", daemon=True)
+        thread.start()
+        stoppers.append((item, done))
+    deadline = time.monotonic() + bound
+    for item, done in stoppers:
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            _log("%s did not stop within %.1f s: killing its processes" % (what, bound))
+    for item, done in stoppers:
+        alive = _running_processes(processes(item))
+        if alive and done.is_set():
+            _log("%s left %d process(es) running once stopped: killing them"
+                 % (what, len(alive)))
+        for process in alive:
+            try:
+                os.kill(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for process in alive:
+            if not _await_exit(process, REAP_TIMEOUT):
+                _log("process %d of %s could not be reaped" % (process.pid, what))
 
 
 def _pool_semlock_finalizers(pool):
@@ -1481,35 +1524,9 @@ def _stop_pools(bound):
     del _ACTOR_POOLS[:]
     if not pools:
         return
-    stoppers = []
+    _stop_bounded(pools, lambda pool: pool.terminate(),
+                  lambda pool: list(getattr(pool, "_pool", ())), bound, "a pool")
     for pool in pools:
-        done = threading.Event()
-        thread = threading.Thread(target=_terminate_pool_quietly, args=(pool, done),
-                                  name="mpspec-pool-terminate", daemon=True)
-        thread.start()
-        stoppers.append((pool, done))
-    deadline = time.monotonic() + bound
-    for pool, done in stoppers:
-        if not done.wait(max(0.0, deadline - time.monotonic())):
-            _log("a pool did not terminate within %.1f s: killing its workers" % bound)
-    for pool, done in stoppers:
-        alive = []
-        for process in list(getattr(pool, "_pool", ())):
-            try:
-                if process.pid is not None and process.exitcode is None:
-                    alive.append(process)
-            except ValueError:
-                pass  # closed
-        if alive and done.is_set():
-            _log("a terminated pool left %d worker(s) running: killing them" % len(alive))
-        for process in alive:
-            try:
-                os.kill(process.pid, signal.SIGKILL)
-            except OSError:
-                pass
-        for process in alive:
-            if not _await_exit(process, REAP_TIMEOUT):
-                _log("pool worker %d could not be reaped" % process.pid)
         try:
             for finalizer in _pool_semlock_finalizers(pool):
                 finalizer()
@@ -1522,7 +1539,7 @@ def _stop_pools(bound):
                 obj.instance = None
             elif _is_result_slot(obj):
                 obj.handle = None
-    del pools, stoppers
+    del pools
     gc.collect()
 
 
@@ -1814,47 +1831,15 @@ def _proxy_methods():
     }
 
 
-def _shutdown_quietly(manager, done):
-    try:
-        manager.shutdown()
-    except BaseException as exc:
-        _log("shutting down a manager: %s: %s" % (_type_name(type(exc)), exc))
-    finally:
-        done.set()
-
-
 def _stop_managers(bound):
     """Shut down every manager this process started, each in a thread of its own; after
     `bound` seconds, SIGKILL (and reap) every server process still alive."""
     mine = [manager for pid, manager in _STARTED_MANAGERS if pid == os.getpid()]
     del _STARTED_MANAGERS[:]
-    if not mine:
-        return
-    stoppers = []
-    for manager in mine:
-        done = threading.Event()
-        thread = threading.Thread(target=_shutdown_quietly, args=(manager, done),
-                                  name="mpspec-manager-shutdown", daemon=True)
-        thread.start()
-        stoppers.append((manager, done))
-    deadline = time.monotonic() + bound
-    for manager, done in stoppers:
-        if not done.wait(max(0.0, deadline - time.monotonic())):
-            _log("a manager did not shut down within %.1f s: killing its server" % bound)
-    for manager, done in stoppers:
-        process = getattr(manager, "_process", None)
-        try:
-            if process is None or process.pid is None or process.exitcode is not None:
-                continue
-        except ValueError:
-            continue  # closed
-        try:
-            os.kill(process.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        if not _await_exit(process, REAP_TIMEOUT):
-            _log("manager server %d could not be reaped" % process.pid)
-    del mine, stoppers
+    if mine:
+        _stop_bounded(mine, lambda manager: manager.shutdown(),
+                      lambda manager: [getattr(manager, "_process", None)], bound,
+                      "a manager")
 
 
 def _unlink_sockets(paths):
@@ -1967,6 +1952,164 @@ TYPES = {
 }
 
 
+# -- The manager context (protocol 3.2, setup.context "manager") -------------------------------
+#
+# With `context: "manager"`, the driver starts one manager (the SyncManager subclass of
+# _manager_class) before the setup's objects, and makes every object of MANAGED_TYPES through
+# it: the referent (a threading / queue object) lives in the manager's server, the driver holds
+# a proxy and the actors inherit it by fork.  Every protocol method of those objects is carried
+# out through the proxy (MANAGED_TYPES' methods, chosen by _spec_of); other types are made as
+# usual.  The method names and arguments are TYPES' own, so that a request is checked alike in
+# either case.
+
+# The setup contexts this driver offers (hello: `contexts`).
+CONTEXTS = ("manager",)
+
+
+def _is_proxy(obj):
+    """Whether `obj` is a manager's proxy (an object of the manager context)."""
+    managers = sys.modules.get(MP.__name__ + ".managers")
+    return managers is not None and isinstance(obj, managers.BaseProxy)
+
+
+def _remote(name, positional=()):
+    """A protocol method carried out as proxy._callmethod(name, args, kwds): the protocol
+    arguments named in `positional` go by position, in that order while they are given (the
+    referent names them otherwise: Queue.put's `obj` is queue.Queue's `item`), the others by
+    keyword (the referent's parameters have the protocol's names).  A method the proxy does not
+    expose (a Semaphore's get_value, a Queue's close) fails in the server: RemoteError."""
+
+    def call(proxy, kwargs):
+        kwargs = dict(kwargs)
+        args = []
+        for key in positional:
+            if key not in kwargs:
+                break
+            args.append(kwargs.pop(key))
+        return proxy._callmethod, (name, tuple(args), kwargs), {}
+
+    return call
+
+
+def _proxy_acquire(proxy, kwargs):
+    """acquire {block, timeout}: proxy.acquire(block) or proxy.acquire(block, timeout) when the
+    timeout is not null (AcquirerProxy forwards (blocking,) or (blocking, timeout) to the
+    referent's acquire, whose parameter is `blocking`, not the protocol's `block`)."""
+    block = kwargs.get("block", True)
+    timeout = kwargs.get("timeout")
+    return proxy.acquire, ((block,) if timeout is None else (block, timeout)), {}
+
+
+def _proxy_enter(proxy, kwargs):
+    # `with proxy:`'s __enter__ half: a blocking acquire, whose value (true) is the call's.
+    return proxy._callmethod, ("acquire",), {}
+
+
+def _proxy_exit(proxy, kwargs):
+    # The __exit__ half: a release (null).
+    return proxy._callmethod, ("release",), {}
+
+
+def _proxy_attribute(name):
+    """A protocol method that reads the referent's attribute `name` (Barrier.parties, ...)."""
+
+    def call(proxy, kwargs):
+        return proxy._callmethod, ("__getattribute__", (name,)), {}
+
+    return Method(call=call)
+
+
+def _managed_methods(typename):
+    """The proxy-side methods of protocol type `typename`: TYPES' names and arguments."""
+    lockish = {
+        "acquire": Method("block", "timeout", call=_proxy_acquire),
+        "release": Method(call=_remote("release")),
+        "__enter__": Method(call=_proxy_enter),
+        "__exit__": Method(call=_proxy_exit),
+    }
+    plain = ("is_set", "set", "clear", "abort", "reset", "get_nowait", "qsize", "empty", "full",
+             "close", "join_thread", "cancel_join_thread", "task_done", "join", "notify_all",
+             "get_value")
+    methods = {}
+    for method, entry in TYPES[typename].methods.items():
+        if typename in ("Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition") \
+                and method in lockish:
+            methods[method] = lockish[method]
+        elif method == "wait_for":
+            # Evaluated in the caller, as ConditionProxy.wait_for does (repeated remote waits).
+            methods[method] = Method(*entry.params, call=lambda proxy, kwargs: (
+                proxy.wait_for, (), kwargs))
+        elif typename == "Barrier" and method in ("parties", "n_waiting", "broken"):
+            methods[method] = _proxy_attribute(method)
+        elif method in ("put", "put_nowait"):
+            methods[method] = Method(*entry.params, call=_remote(method, ("obj",)))
+        elif method in ("wait", "notify", "get") or method in plain:
+            methods[method] = Method(*entry.params, call=_remote(method))
+        else:
+            raise AssertionError("no proxy method for %s.%s" % (typename, method))
+        assert methods[method].params == entry.params, (typename, method)
+    return methods
+
+
+def _managed_condition(manager, kwargs):
+    # A given lock (a managed Lock or RLock: a proxy) is sent to the server, which unpickles it
+    # as its own referent (CPython's RebuildProxy), so the Condition uses that very lock.
+    return manager.Condition(**kwargs)
+
+
+def _managed_barrier(manager, kwargs):
+    if kwargs.get("action") is not None:
+        raise AssertionError("a Barrier action in the manager context (refused at setup)")
+    return manager.Barrier(**kwargs)
+
+
+# Protocol type name -> TypeSpec whose create(manager, kwargs) makes the object through the
+# context's manager (a proxy), and whose methods carry out the protocol's through the proxy.
+MANAGED_TYPES = {
+    typename: TypeSpec(create, _managed_methods(typename), params=TYPES[typename].params)
+    for typename, create in (
+        ("Lock", lambda manager, kw: manager.Lock(**kw)),
+        ("RLock", lambda manager, kw: manager.RLock(**kw)),
+        ("Semaphore", lambda manager, kw: manager.Semaphore(**kw)),
+        ("BoundedSemaphore", lambda manager, kw: manager.BoundedSemaphore(**kw)),
+        ("Event", lambda manager, kw: manager.Event(**kw)),
+        ("Condition", _managed_condition),
+        ("Barrier", _managed_barrier),
+        ("Queue", lambda manager, kw: manager.Queue(**kw)),
+        ("JoinableQueue", lambda manager, kw: manager.JoinableQueue(**kw)),
+    )
+}
+
+
+def _spec_of(typename, obj):
+    """The TypeSpec that carries out calls on `obj`, an object of protocol type `typename`:
+    MANAGED_TYPES' for a proxy of the manager context, else TYPES'."""
+    if typename in MANAGED_TYPES and _is_proxy(obj):
+        return MANAGED_TYPES[typename]
+    return TYPES[typename]
+
+
+def _start_context_manager(ctx, tempdir):
+    """The manager of a setup's manager context, started in the driver (a fork of it: its
+    server puts a default AF_UNIX address in the setup's `tempdir`, and ends when the driver is
+    gone)."""
+    manager = _manager_class("server")(ctx=ctx)
+    manager.start(_manager_server_init, (MP.__name__, tempdir, os.getpid()))
+    _record_socket(manager.address)
+    return manager
+
+
+def _stop_context_manager(manager, bound):
+    """Shut the context's manager down (bounded: its server is killed by pid when that does not
+    finish in time); then its proxies' finalizers no longer call it."""
+    _stop_bounded([manager], lambda m: m.shutdown(),
+                  lambda m: [getattr(m, "_process", None)], bound, "the context's manager")
+    try:
+        manager._state.value = _manager_state().SHUTDOWN
+    except Exception:
+        pass
+
+
 # ---------------------------------------------------------------------------------------------
 # Type table of --library fasteners: the file locks (spec/filelock), nothing else
 # ---------------------------------------------------------------------------------------------
@@ -2047,7 +2190,7 @@ class _BoundCall:
 
     def __call__(self):
         obj = _local_instance(self.obj) if _is_local(self.obj) else self.obj
-        func, args, kwargs = TYPES[self.typename].methods[self.method].prepare(
+        func, args, kwargs = _spec_of(self.typename, obj).methods[self.method].prepare(
             self.method, obj, {})
         return func(*args, **kwargs)
 
@@ -2155,11 +2298,12 @@ def _is_inherited_entry(typename, kwargs):
 _RESULT_SLOT_TYPES = ("AsyncResult", "Iterator", "Proxy")
 
 
-def _build_object(ctx, name, typename, kwargs, created):
+def _build_object(ctx, name, typename, kwargs, created, manager=None):
     """The object of one setup entry (decoded arguments, references unresolved), built after
     `created` (name -> (type name, object)).  A process-local type gives its recipe (_Local),
-    a Connection without args a slot (_Slot).  RefError for a bad reference; any other
-    exception is the constructor's."""
+    a Connection without args a slot (_Slot); with `manager` (the manager context's), a type of
+    MANAGED_TYPES a proxy made through it.  RefError for a bad reference; any other exception
+    is the constructor's."""
     spec = TYPES[typename]
     object_types = {other: entry[0] for other, entry in created.items()}
     if spec.local and not _is_inherited_entry(typename, kwargs):
@@ -2171,6 +2315,8 @@ def _build_object(ctx, name, typename, kwargs, created):
     if typename in _RESULT_SLOT_TYPES:
         return _ResultSlot(name, typename)
     kwargs = _bind_uncarriables(_map_refs(kwargs, Driver._constructor_ref(created)))
+    if manager is not None and typename in MANAGED_TYPES:
+        return MANAGED_TYPES[typename].create(manager, kwargs)
     return spec.create(ctx, kwargs)
 
 
@@ -2570,7 +2716,7 @@ def _actor_worker(inbox, objects, send):
         tag, objname, method, kwargs = inbox.get()
         try:
             typename, obj = objects[objname]
-            spec = TYPES[typename]
+            spec = _spec_of(typename, obj)
             kwargs = _bind_refs(kwargs, objects)
         except KeyError as exc:
             now = time.monotonic_ns()
@@ -2833,6 +2979,8 @@ class Session:
         self.slots = set()  # names of the slots (Connection, SharedMemory, AsyncResult, ...)
         self.owners = {}  # object name -> owner actor name (protocol 3.2, setup.owner)
         self.tempdir = None  # the actors' temporary directory, removed at teardown
+        self.manager = None  # the manager of setup context "manager", started by the driver
+        self.prelude_runner = None  # with a manager: the prelude's thread, kept until teardown
 
 
 def _int_field(value):
@@ -3060,6 +3208,7 @@ class Driver:
             "types": {name: list(spec.methods) for name, spec in TYPES.items()},
             "features": list(FEATURES),
             "start_methods": list(MP.get_all_start_methods()),
+            "contexts": list(CONTEXTS) if LIBRARY == "multiprocessing" else [],
         }
 
     # -- setup ----------------------------------------------------------------------------
@@ -3130,6 +3279,17 @@ class Driver:
             raise _protocol_error("start_method must be a string")
         if start_method not in MP.get_all_start_methods():
             raise _unsupported("start method %r is not offered on this platform" % start_method)
+        context = request.get("context")
+        if context is not None:
+            if not isinstance(context, str):
+                raise _protocol_error("context must be a string or null")
+            if context not in CONTEXTS or LIBRARY != "multiprocessing":
+                raise _unsupported("setup context %r is not offered by %s"
+                                   % (context, backend_name()))
+            if start_method != "fork":
+                # The driver's proxies reach the actors by fork only.
+                raise _unsupported("setup context %r needs the fork start method, not %r"
+                                   % (context, start_method))
 
         # Validate everything before creating anything.
         objects = []
@@ -3157,6 +3317,10 @@ class Driver:
                                    % (where, kwargs["task"]))
             if "owner" in item and not isinstance(item["owner"], str):
                 raise _protocol_error("%s: owner must be an actor name (a string)" % where)
+            if (context == "manager" and typename == "Barrier"
+                    and kwargs.get("action") is not None):
+                raise _unsupported("%s: a Barrier action cannot run in the manager's server "
+                                   "(setup context 'manager')" % where)
             objects.append((name, typename, kwargs))
             if "owner" in item:
                 owners[name] = item["owner"]
@@ -3212,6 +3376,9 @@ class Driver:
             independent = item.get("independent", False)
             if not isinstance(independent, bool):
                 raise _protocol_error("%s: independent must be a bool" % where)
+            if independent and context is not None:
+                raise _unsupported("%s: independent actors in setup context %r"
+                                   % (where, context))
             actors.append((name, threads, objects if independent else None))
         actor_names = {name for name, _, _ in actors}
         for objname, owner in sorted(owners.items()):
@@ -3232,9 +3399,16 @@ class Driver:
         try:
             session.tempdir = tempfile.mkdtemp(prefix="mpspec-driver-")
             _SEGMENTS_DIR[0] = session.tempdir
+            if context == "manager":
+                try:
+                    session.manager = _start_context_manager(ctx, session.tempdir)
+                except Exception as exc:
+                    raise _setup_error("cannot start the manager of setup context 'manager': "
+                                       "%s: %s" % (error_kind(exc), exc))
             for name, typename, kwargs in objects:
                 try:
-                    obj = _build_object(ctx, name, typename, kwargs, session.objects)
+                    obj = _build_object(ctx, name, typename, kwargs, session.objects,
+                                        session.manager)
                 except RefError as exc:
                     raise _setup_error("cannot create %s %r: %s" % (typename, name, exc))
                 except Exception as exc:
@@ -3246,7 +3420,7 @@ class Driver:
             try:
                 for index, (objname, method, kwargs) in enumerate(prelude):
                     typename, obj = session.objects[objname]
-                    value, exc = runner.run(TYPES[typename], method, obj,
+                    value, exc = runner.run(_spec_of(typename, obj), method, obj,
                                             _bind_refs(kwargs, session.objects))
                     if exc is not None:
                         raise _setup_error("prelude[%d] %s.%s raised %s: %s"
@@ -3258,9 +3432,15 @@ class Driver:
                                            "domain (%s)" % (index, objname, method,
                                                             _type_name(type(value)), bad))
             finally:
-                if runner is not None:
+                if runner is not None and session.manager is not None:
+                    # The manager context: the prelude thread lives on until teardown, and with
+                    # it its connections to the manager, as a parent's own thread would; else
+                    # the server thread that served it would end, and a new one (an actor's)
+                    # could get its thread id, and with it an RLock the prelude acquired.
+                    session.prelude_runner = runner
+                elif runner is not None:
                     runner.stop()
-                    del runner
+                del runner
             for name, threads, entries in actors:
                 self._start_actor(session, name, threads, entries)
             self._await_ready(session)
@@ -3559,6 +3739,16 @@ class Driver:
         for typename, obj in session.objects.values():
             if typename == "Process" and not _is_local(obj):
                 _stop_parent_child(obj)
+        # The manager of setup context "manager", once the actors are gone (none of their calls
+        # sees it end), before its proxies are let go (a proxy of a live manager calls it).
+        manager, session.manager = session.manager, None
+        if manager is not None:
+            _stop_context_manager(manager, MANAGER_STOP_TIMEOUT)
+            del manager
+        runner, session.prelude_runner = session.prelude_runner, None
+        if runner is not None:
+            runner.stop()
+            del runner
         session.actors.clear()
         session.objects.clear()
         tempdir, session.tempdir = session.tempdir, None

@@ -46,7 +46,7 @@ from . import tomlload
 from .errors import EnvError, UserError
 
 KEYS = {"driver", "expectations", "description", "profile", "start_method", "mutant", "must_fail",
-        "check", "timeout_multiplier"}
+        "check", "timeout_multiplier", "context", "filter"}
 DISCOVER_KEYS = {"interpreters", "name", "driver", "expectations", "overrides", "min_version",
                  "description", "profile", "start_method"}
 PROBE_TIMEOUT = 10.0  # seconds, for an interpreter's version or a backend's check command
@@ -68,6 +68,10 @@ class Backend:
     # Mutants only: the --timeout-multiplier the mutant check runs it with (a mutant that hangs
     # is caught by a TIMEOUT; a smaller multiplier gets there sooner). None: the default.
     timeout_multiplier: Optional[float] = None
+    # A setup context the suite asks for (MPSPEC_CONTEXT, spec/protocol.md
+    # [protocol.setup.context]), and the tests the backend runs when --filter is not given.
+    context: Optional[str] = None
+    filter: Optional[str] = None
     # Discovered backends: more expectations files (absolute, applied after `expectations`,
     # entry by entry), and why the backend cannot run here (None: it can, as far as known).
     overrides: List[str] = field(default_factory=list)
@@ -162,7 +166,7 @@ def load(path, discover=True):
         driver = entry.get("driver")
         if not isinstance(driver, str) or not driver.strip():
             raise UserError("%s: 'driver' must be a non-empty string" % where)
-        for key in ("expectations", "description", "profile", "start_method"):
+        for key in ("expectations", "description", "profile", "start_method", "context", "filter"):
             if key in entry and not isinstance(entry[key], str):
                 raise UserError("%s: '%s' must be a string" % (where, key))
         if entry.get("profile") not in (None,) + PROFILES:
@@ -191,6 +195,8 @@ def load(path, discover=True):
                             entry.get("profile"), entry.get("start_method"),
                             entry.get("mutant", False), list(must_fail), entry.get("check"),
                             float(tm) if tm is not None else None)
+        out[name].context = entry.get("context")
+        out[name].filter = entry.get("filter")
     sections = data.get("discover", {})
     if not isinstance(sections, dict):
         raise UserError("%s: 'discover' must hold [discover.NAME] tables" % path)

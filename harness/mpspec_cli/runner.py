@@ -367,7 +367,7 @@ def run(opts):
     spec_clauses, _ = clauses.scan_spec(root)
     source_tests = clauses.scan_tests(root)
     source_clauses = {t.name: t.clauses for t in source_tests}
-    gfilter = resolve_filter(opts.filter, source_tests)
+    gfilter = resolve_filter(opts.filter or entry.filter, source_tests)
 
     multiplier = opts.timeout_multiplier
     if multiplier is None and os.environ.get("MPSPEC_TIMEOUT_MULTIPLIER"):
@@ -387,6 +387,8 @@ def run(opts):
     start_method = opts.start_method or entry.start_method
     if start_method:
         env["MPSPEC_START_METHOD"] = start_method
+    if entry.context:
+        env["MPSPEC_CONTEXT"] = entry.context
     rc_params = _rc_params(opts.seed)
     if rc_params:
         env["RC_PARAMS"] = rc_params

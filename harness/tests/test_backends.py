@@ -22,7 +22,7 @@ class RegistryTest(unittest.TestCase):
         static = backends.load(os.path.join(support.HARNESS, "backends.toml"), discover=False)
         self.assertEqual([n for n, b in static.items() if not b.mutant],
                          ["reference", "cpython", "cpython-spawn", "multiprocess", "fasteners",
-                          "boost-interprocess"])
+                          "boost-interprocess", "reference-manager", "cpython-manager"])
         self.assertTrue({"mutant-never-blocks", "mutant-release-unheld-ok"} <= set(static))
         # Discovered backends (test_backend_discovery.py) come after the registry's own.
         self.assertEqual(list(self.reg)[:len(static)], list(static))

@@ -2177,5 +2177,162 @@ class ManagerSpawnTest(DriverTestCase):
     test_manager_proxies_and_errors = ManagerTest.test_manager_proxies_and_errors
 
 
+
+class ManagerContextTest(DriverTestCase):
+    """Setup context "manager" (protocol 3.2, setup.context): the sync and queue objects are
+    made through one manager the driver starts, and every call goes through their proxies."""
+
+    v, e = ManagerTest.v, ManagerTest.e
+
+    OBJECTS = [_obj("L", "Lock"), _obj("R", "RLock"), _obj("S", "Semaphore", value=2),
+               _obj("E", "Event"), _obj("C", "Condition", lock={"$ref": "L"}),
+               _obj("B", "Barrier", parties=2), _obj("Q", "Queue", maxsize=2),
+               _obj("J", "JoinableQueue"), _obj("Mod", "Module")]
+
+    def test_objects_are_served_by_the_manager(self):
+        tmp = tempfile.mkdtemp(prefix="mpspec-context-test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        d = self.start(env=dict(os.environ, TMPDIR=tmp))
+        self.assertIn("manager", d.hello()["contexts"])
+        d.setup([{"name": "a", "threads": 2}, {"name": "b"}], objects=self.OBJECTS,
+                context="manager", prelude=[{"object": "S", "method": "acquire"}])
+        v, e = self.v, self.e
+        # One server (a child of the driver besides the actors), on a socket in the setup's
+        # temporary directory.
+        self.assertEqual(len(_children_of(d.proc.pid)), 3)
+        self.assertEqual(len(_socket_files(tmp)), 1)
+        # Lock: threading.Lock's semantics (anyone may release; an unheld one: RuntimeError).
+        self.assertIs(v(d, "a", "L", "acquire"), True)
+        self.assertIs(v(d, "b", "L", "acquire", block=False), False)
+        self.assertIs(v(d, "b", "L", "acquire", block=True, timeout=0.05), False)
+        self.assertIsNone(v(d, "b", "L", "release"))
+        self.assertEqual(e(d, "b", "L", "release"), "RuntimeError")
+        self.assertIs(v(d, "a", "L", "__enter__"), True)
+        self.assertIsNone(v(d, "a", "L", "__exit__"))
+        # RLock: owned by the calling thread; Semaphore: no get_value through a proxy.
+        self.assertIs(v(d, "a", "R", "acquire"), True)
+        self.assertIs(v(d, "a", "R", "acquire"), True)
+        self.assertEqual(e(d, "b", "R", "release"), "RuntimeError")
+        self.assertIs(v(d, "a", "S", "acquire", block=False), True)  # the prelude took one
+        self.assertIs(v(d, "b", "S", "acquire", block=False), False)
+        self.assertEqual(e(d, "a", "S", "get_value"), "RemoteError")
+        # Event and Condition across actors.
+        waiting = d.call("b", "wait", {"timeout": WAIT}, obj="E")
+        self.assertFalse(d.returns_within(waiting, GRACE))
+        self.assertIsNone(v(d, "a", "E", "set"))
+        self.assertIs(d.value(waiting), True)
+        self.assertIs(v(d, "b", "C", "acquire"), True)
+        waiting = d.call("b", "wait_for", {"predicate": {"$call": ["Q", "full"]},
+                                           "timeout": WAIT}, obj="C")
+        self.assertFalse(d.returns_within(waiting, GRACE))
+        for item in (1, [2, "x"]):
+            self.assertIsNone(v(d, "a", "Q", "put", obj=item))
+        self.assertIs(v(d, "a", "C", "__enter__"), True)
+        self.assertIsNone(v(d, "a", "C", "notify", n=1))
+        self.assertIsNone(v(d, "a", "C", "__exit__"))
+        self.assertIs(d.value(waiting), True)
+        self.assertIsNone(v(d, "b", "C", "release"))
+        # Barrier: attributes through the proxy, a wait with two actors.
+        self.assertEqual(v(d, "a", "B", "parties"), 2)
+        waits = [d.call(actor, "wait", {"timeout": WAIT}, obj="B") for actor in ("a", "b")]
+        self.assertEqual(sorted(d.value(tag) for tag in waits), [0, 1])
+        self.assertIs(v(d, "b", "B", "broken"), False)
+        # Queue: FIFO, Full and Empty with timeouts, no close.
+        self.assertEqual(e(d, "a", "Q", "put", obj=3, timeout=0.05), "Full")
+        self.assertEqual(e(d, "a", "Q", "put_nowait", obj=3), "Full")
+        self.assertEqual(v(d, "b", "Q", "qsize"), 2)
+        self.assertEqual([v(d, "b", "Q", "get"), v(d, "b", "Q", "get_nowait")], [1, [2, "x"]])
+        self.assertEqual(e(d, "b", "Q", "get", timeout=0.05), "Empty")
+        self.assertEqual(e(d, "b", "Q", "get", block=False), "Empty")
+        self.assertEqual(e(d, "b", "Q", "close"), "RemoteError")
+        # JoinableQueue: join waits for task_done.
+        self.assertIsNone(v(d, "a", "J", "put", obj=_b64(b"w")))
+        self.assertEqual(v(d, "b", "J", "get"), _b64(b"w"))
+        joining = d.call("a", "join", obj="J")
+        self.assertFalse(d.returns_within(joining, GRACE))
+        self.assertIsNone(v(d, "b", "J", "task_done"))
+        self.assertIsNone(d.value(joining))
+        self.assertEqual(e(d, "b", "J", "task_done"), "ValueError")
+        # Teardown with a call blocked in the server: it ends as info, nothing is left.
+        blocked = d.call("a", "acquire", thread=1, obj="R")
+        self.assertIs(v(d, "b", "L", "acquire"), True)
+        self.assertFalse(d.returns_within(blocked, GRACE))
+        d.ok("teardown")
+        self.assertEqual(d.wait_event(blocked)["status"], "info")
+        self.assertEqual(_children_of(d.proc.pid), [])
+        self.assertEqual(_socket_files(tmp), [])
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+        self.assertNotIn("Traceback", d.stderr)
+
+    def test_blocked_call_at_teardown_and_refusals(self):
+        d = self.greeted()
+        d.setup([{"name": "a"}, {"name": "b"}], objects=self.OBJECTS, context="manager")
+        self.assertIs(self.v(d, "a", "L", "acquire"), True)
+        blocked = d.call("b", "acquire", obj="L")
+        self.assertFalse(d.returns_within(blocked, GRACE))
+        d.ok("teardown")
+        self.assertEqual(d.wait_event(blocked)["status"], "info")
+        self.assertEqual(_children_of(d.proc.pid), [])
+        action = [_obj("E", "Event"), _obj("B", "Barrier", parties=2,
+                                           action={"$call": ["E", "set"]})]
+        for fields in ({"context": "manager", "actors": [{"name": "a", "independent": True}]},
+                       {"context": "manager", "objects": action},
+                       {"context": "elsewhere"}):
+            with self.subTest(fields=fields):
+                request = dict({"objects": self.OBJECTS, "actors": [{"name": "a"}]}, **fields)
+                self.assertEqual(d.error("setup", **request), "Unsupported")
+        self.assertEqual(d.error("setup", objects=self.OBJECTS, actors=[{"name": "a"}],
+                                 context=1), "ProtocolError")
+        self.require_start_method("spawn")
+        self.assertEqual(d.error("setup", objects=self.OBJECTS, actors=[{"name": "a"}],
+                                 context="manager", start_method="spawn"), "Unsupported")
+        # Without a context, the same objects are the package's own.
+        d.setup([{"name": "a"}], objects=self.OBJECTS)
+        self.assertEqual(self.v(d, "a", "S", "get_value"), 2)
+        self.assertEqual(len(_children_of(d.proc.pid)), 1)  # the actor: no manager
+        d.ok("bye")
+        self.assertEqual(d.wait_exit(), 0)
+
+    def test_managed_types_mirror_the_type_table(self):
+        m = _load_driver_module()
+        for typename, spec in m.MANAGED_TYPES.items():
+            with self.subTest(typename=typename):
+                own = m.TYPES[typename]
+                self.assertEqual(spec.params, own.params)
+                self.assertEqual({name: entry.params for name, entry in spec.methods.items()},
+                                 {name: entry.params for name, entry in own.methods.items()})
+
+    def test_stop_bounded_kills_what_a_wedged_stop_leaves(self):
+        import multiprocessing
+
+        m = _load_driver_module()
+        ctx = multiprocessing.get_context("fork")
+        processes = [ctx.Process(target=time.sleep, args=(WAIT,)) for _ in range(3)]
+        for process in processes:
+            process.start()
+        self.addCleanup(_kill_if_running, [p.pid for p in processes])
+        hang = threading.Event()
+        self.addCleanup(hang.set)
+        stopped = []
+
+        def stop(item):
+            stopped.append(item)
+            if item == "wedged":
+                hang.wait()
+            elif item == "raises":
+                raise RuntimeError("stop failed")
+
+        items = {"wedged": processes[:2], "raises": [processes[2]], "fine": [None]}
+        logged = []
+        m._log = logged.append
+        began = time.monotonic()
+        m._stop_bounded(list(items), stop, items.get, 0.2, "an item")
+        self.assertGreaterEqual(time.monotonic() - began, 0.2)
+        self.assertEqual(sorted(stopped), ["fine", "raises", "wedged"])
+        self.assertEqual([p.exitcode for p in processes], [-signal.SIGKILL] * 3)
+        self.assertEqual(len(logged), 3, logged)  # raised; did not stop; left a process
+
+
 if __name__ == "__main__":
     unittest.main()
