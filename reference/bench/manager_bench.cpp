@@ -23,6 +23,7 @@
 #include "mp/manager.hpp"
 #include "mp/process.hpp"
 #include "mp/value.hpp"
+#include "python_peer.hpp"
 
 namespace {
 
@@ -53,22 +54,6 @@ void BM_CreateRelease_Mp(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
-// Runs a python3 script printing one float; nullopt if python3 fails.
-std::optional<double> run_python(const std::string& script, const std::string& args) {
-  const std::string command = "python3 -c '" + script + "' " + args + " 2>/dev/null";
-  std::fflush(nullptr);
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return std::nullopt;
-  char line[128] = {};
-  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
-  const int status = ::pclose(pipe);
-  if (!got || status != 0) return std::nullopt;
-  char* end = nullptr;
-  const double seconds = std::strtod(line, &end);
-  if (end == line || !(seconds > 0)) return std::nullopt;
-  return seconds;
-}
-
 // Mean seconds of one `d[key] = i; d[key]` pair on a CPython manager dict.
 std::optional<double> cpython_set_get_seconds(int count) {
   static const std::string script =
@@ -87,7 +72,7 @@ std::optional<double> cpython_set_get_seconds(int count) {
       "        d[keys[i & 3]]\n"
       "    t1 = time.perf_counter()\n"
       "print(repr((t1 - t0) / n))\n";
-  return run_python(script, std::to_string(count));
+  return mp_bench::run_python(script, std::to_string(count));
 }
 
 void BM_DictSetGet_Cpython(benchmark::State& state) {

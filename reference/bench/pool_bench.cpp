@@ -26,6 +26,7 @@
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
 #include "mp/value.hpp"
+#include "python_peer.hpp"
 
 namespace {
 
@@ -62,22 +63,6 @@ void BM_MapChunk1_Mp(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * n);
 }
 
-// Runs a python3 script printing one float; nullopt if python3 fails.
-std::optional<double> run_python(const std::string& script, const std::string& args) {
-  const std::string command = "python3 -c '" + script + "' " + args + " 2>/dev/null";
-  std::fflush(nullptr);
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return std::nullopt;
-  char line[128] = {};
-  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
-  const int status = ::pclose(pipe);
-  if (!got || status != 0) return std::nullopt;
-  char* end = nullptr;
-  const double seconds = std::strtod(line, &end);
-  if (end == line || !(seconds > 0)) return std::nullopt;
-  return seconds;
-}
-
 // Mean seconds of one apply_async(identity).get() round trip in CPython.
 std::optional<double> cpython_apply_seconds(int count) {
   static const std::string script =
@@ -94,7 +79,7 @@ std::optional<double> cpython_apply_seconds(int count) {
       "        p.apply_async(identity, (i,)).get()\n"
       "    t1 = time.perf_counter()\n"
       "print(repr((t1 - t0) / n))\n";
-  return run_python(script, std::to_string(count));
+  return mp_bench::run_python(script, std::to_string(count));
 }
 
 // Mean seconds per item of map(identity, range(n), chunksize=1) in CPython.
@@ -111,7 +96,7 @@ std::optional<double> cpython_map_seconds_per_item(std::int64_t n) {
       "    p.map(identity, range(n), chunksize=1)\n"
       "    t1 = time.perf_counter()\n"
       "print(repr((t1 - t0) / n))\n";
-  return run_python(script, std::to_string(n));
+  return mp_bench::run_python(script, std::to_string(n));
 }
 
 void BM_ApplyRoundTrip_Cpython(benchmark::State& state) {

@@ -34,6 +34,7 @@
 #include <string>
 
 #include "mp/process.hpp"
+#include "python_peer.hpp"
 
 namespace {
 
@@ -46,8 +47,8 @@ const mp::TaskRegistration kNoop("noop", [](const mp::TaskArgs&) { return 0; });
 // Runs CPython's timing loop once; the mean seconds of one start+join, or
 // nullopt if python3 is missing or fails.
 std::optional<double> cpython_start_join_seconds(int count) {
-  const std::string command =
-      "python3 -c '\n"
+  static const std::string script =
+      "\n"
       "import multiprocessing, sys, time\n"
       "def f():\n"
       "    pass\n"
@@ -59,20 +60,8 @@ std::optional<double> cpython_start_join_seconds(int count) {
       "for _ in range(n):\n"
       "    p = ctx.Process(target=f); p.start(); p.join()\n"
       "t1 = time.perf_counter()\n"
-      "print(repr((t1 - t0) / n))\n"
-      "' " +
-      std::to_string(count) + " 2>/dev/null";
-  std::fflush(nullptr);
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return std::nullopt;
-  char line[128] = {};
-  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
-  const int status = ::pclose(pipe);
-  if (!got || status != 0) return std::nullopt;
-  char* end = nullptr;
-  const double seconds = std::strtod(line, &end);
-  if (end == line || !(seconds > 0)) return std::nullopt;
-  return seconds;
+      "print(repr((t1 - t0) / n))\n";
+  return mp_bench::run_python(script, std::to_string(count));
 }
 
 void BM_StartJoin_ForkWaitpid(benchmark::State& state) {

@@ -42,6 +42,7 @@
 #include "mp/errors.hpp"
 #include "mp/queue.hpp"
 #include "mp/value.hpp"
+#include "python_peer.hpp"
 
 namespace {
 
@@ -168,8 +169,8 @@ void BM_Throughput_Boost(benchmark::State& state) {
 // Mean seconds per item of CPython's Queue moving `count` items of `size`
 // bytes from a fork child to the parent; nullopt if python3 is missing or fails.
 std::optional<double> cpython_seconds_per_item(int count, std::size_t size) {
-  const std::string command =
-      "python3 -c '\n"
+  static const std::string script =
+      "\n"
       "import multiprocessing, sys, time\n"
       "n, size = int(sys.argv[1]), int(sys.argv[2])\n"
       "ctx = multiprocessing.get_context(\"fork\")\n"
@@ -186,20 +187,8 @@ std::optional<double> cpython_seconds_per_item(int count, std::size_t size) {
       "    q.get()\n"
       "t1 = time.perf_counter()\n"
       "p.join()\n"
-      "print(repr((t1 - t0) / n))\n"
-      "' " +
-      std::to_string(count) + " " + std::to_string(size) + " 2>/dev/null";
-  std::fflush(nullptr);
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return std::nullopt;
-  char line[128] = {};
-  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
-  const int status = ::pclose(pipe);
-  if (!got || status != 0) return std::nullopt;
-  char* end = nullptr;
-  const double seconds = std::strtod(line, &end);
-  if (end == line || !(seconds > 0)) return std::nullopt;
-  return seconds;
+      "print(repr((t1 - t0) / n))\n";
+  return mp_bench::run_python(script, std::to_string(count) + " " + std::to_string(size));
 }
 
 void BM_Throughput_Cpython(benchmark::State& state) {
