@@ -645,9 +645,27 @@ class ArrayReferent final : public Referent {
 
 // ---- Queue / JoinableQueue (queue.Queue) ----
 
+// Which semantics a lock-like or queue referent has: Python's threading / queue.Queue (the
+// SyncManager typeids) or libmp's own primitives' (the "mp." typeids; mpspec's sync and queue
+// chapters).
+enum class Flavor { kThreading, kLibmp };
+
+// The "mp." typeids' limit for counts (a semaphore's value, a queue's maxsize): SEM_VALUE_MAX.
+constexpr std::int64_t kMaxCount = 2147483647;
+
+// A libmp-style timeout: absent -> nullopt (no limit); negative -> 0; NaN -> ValueError.
+std::optional<double> libmp_timeout(const Value* v) {
+  std::optional<double> t = timeout_of(v);
+  if (t && *t < 0) t = 0.0;
+  return t;
+}
+
 class QueueReferent final : public Referent {
  public:
-  explicit QueueReferent(std::int64_t maxsize) : maxsize_(maxsize) {}
+  QueueReferent(std::int64_t maxsize, Flavor flavor) : maxsize_(maxsize), flavor_(flavor) {
+    if (flavor == Flavor::kLibmp && maxsize > kMaxCount)
+      throw OverflowError("Python int too large to convert to C int");
+  }
 
   Value call(CallContext& ctx, std::string_view m, const List& a, const Dict& k) override {
     std::unique_lock<std::mutex> lk(mu_);
@@ -657,7 +675,8 @@ class QueueReferent final : public Referent {
       std::optional<double> timeout;
       if (m == "put") {
         if (const Value* b = arg(a, k, 1, "block")) block = truthy(*b);
-        timeout = timeout_of(arg(a, k, 2, "timeout"));
+        timeout = flavor_ == Flavor::kLibmp ? libmp_timeout(arg(a, k, 2, "timeout"))
+                                            : timeout_of(arg(a, k, 2, "timeout"));
       }
       if (!block) {
         if (full()) throw Full("");
@@ -675,7 +694,8 @@ class QueueReferent final : public Referent {
       std::optional<double> timeout;
       if (m == "get") {
         if (const Value* b = arg(a, k, 0, "block")) block = truthy(*b);
-        timeout = timeout_of(arg(a, k, 1, "timeout"));
+        timeout = flavor_ == Flavor::kLibmp ? libmp_timeout(arg(a, k, 1, "timeout"))
+                                            : timeout_of(arg(a, k, 1, "timeout"));
       }
       if (!block) {
         if (items_.empty()) throw Empty("");
@@ -710,6 +730,7 @@ class QueueReferent final : public Referent {
   std::condition_variable cv_;
   std::deque<Value> items_;
   std::int64_t maxsize_;
+  Flavor flavor_;
   std::int64_t unfinished_ = 0;
 };
 
@@ -722,8 +743,16 @@ struct AcquireArgs {
   Deadline deadline;
 };
 
-AcquireArgs lock_acquire_args(const List& a, const Dict& k) {
+AcquireArgs lock_acquire_args(const List& a, const Dict& k, Flavor flavor) {
   AcquireArgs r;
+  if (flavor == Flavor::kLibmp) {  // multiprocessing's: block=True, timeout=None
+    bool block = true;
+    if (const Value* b = arg(a, k, 0, "block")) block = truthy(*b);
+    const std::optional<double> timeout = libmp_timeout(arg(a, k, 1, "timeout"));
+    r.try_once = !block;  // a non-blocking acquire ignores its timeout
+    if (block) r.deadline = deadline_after(timeout);
+    return r;
+  }
   bool blocking = true;
   if (const Value* b = arg(a, k, 0, "blocking")) blocking = truthy(*b);
   double timeout = -1;
@@ -736,39 +765,16 @@ AcquireArgs lock_acquire_args(const List& a, const Dict& k) {
   return r;
 }
 
-class LockReferent final : public Referent {
- public:
-  Value call(CallContext& ctx, std::string_view m, const List& a, const Dict& k) override {
-    std::unique_lock<std::mutex> lk(mu_);
-    if (m == "acquire") {
-      const AcquireArgs args = lock_acquire_args(a, k);
-      if (args.try_once) {
-        if (locked_) return false;
-      } else if (!ctx.wait(lk, cv_, args.deadline, [&] { return !locked_; })) {
-        return false;
-      }
-      locked_ = true;
-      return true;
-    }
-    if (m == "release") {
-      if (!locked_) throw RuntimeError("release unlocked lock");
-      locked_ = false;
-      cv_.notify_one();
-      return Value();
-    }
-    throw AttributeError("'lock' object has no attribute '" + std::string(m) + "'");
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool locked_ = false;
-};
-
-// A reentrant lock owned by a client connection; shared by RLock and Condition.
+// A reentrant lock owned by a client connection; shared by RLock and Condition. The libmp
+// flavor is robust: an owner whose connection has closed is dead, and the next acquire by
+// another client takes the lock at depth 1 and reports OwnerDied.
 struct OwnedLock {
+  explicit OwnedLock(Flavor f) : flavor(f) {}
+
+  Flavor flavor;
   std::uint64_t owner = 0;  // 0: free (client ids start at 1)
   std::int64_t count = 0;
+  bool owner_died = false;  // libmp: freed by client_gone(), not yet reported
 
   // With `lk` held on mu.
   bool acquire(CallContext& ctx, std::unique_lock<std::mutex>& lk, std::condition_variable& cv,
@@ -777,51 +783,152 @@ struct OwnedLock {
       ++count;
       return true;
     }
+    // The owner's connection may have closed before its server thread called client_gone().
+    auto free_or_dead = [&] {
+      if (owner != 0 && flavor == Flavor::kLibmp && !ctx.client_alive(owner)) {
+        owner = 0;
+        count = 0;
+        owner_died = true;
+      }
+      return owner == 0;
+    };
     if (args.try_once) {
-      if (owner != 0) return false;
-    } else if (!ctx.wait(lk, cv, args.deadline, [&] { return owner == 0; })) {
+      if (!free_or_dead()) return false;
+    } else if (!ctx.wait(lk, cv, args.deadline, free_or_dead)) {
       return false;
     }
     owner = ctx.client();
     count = 1;
+    if (owner_died) {
+      owner_died = false;
+      throw OwnerDied("the owner of the RLock died while holding it; the caller now owns it");
+    }
     return true;
   }
   void release(CallContext& ctx, std::condition_variable& cv) {
-    if (owner != ctx.client() || count == 0) throw RuntimeError("cannot release un-acquired lock");
+    if (owner != ctx.client() || count == 0) {
+      if (flavor == Flavor::kLibmp) throw AssertionError("cannot release un-acquired lock");
+      throw RuntimeError("cannot release un-acquired lock");
+    }
     if (--count == 0) {
       owner = 0;
       cv.notify_all();
     }
   }
+  // With mu held: `client`'s connection has closed.
+  void gone(std::uint64_t client, std::condition_variable& cv) {
+    if (flavor != Flavor::kLibmp || owner != client) return;
+    owner = 0;
+    count = 0;
+    owner_died = true;
+    cv.notify_all();
+  }
 };
 
-class RLockReferent final : public Referent {
+// The state of a Lock or an RLock, which a Condition may share (an "mp." Lock's or RLock's
+// `Condition` method makes a Condition over it). For a Lock, `owned.owner` is the client that
+// last acquired it while it is held (count 1): any client may release it, and a dead holder's
+// Lock stays held; for an RLock, ownership, depth and OwnerDied are OwnedLock's.
+struct LockCore {
+  LockCore(Flavor f, bool reentrant) : owned(f), reentrant(reentrant) {}
+
+  std::mutex mu;
+  std::condition_variable cv;
+  OwnedLock owned;
+  const bool reentrant;
+
+  bool libmp() const { return owned.flavor == Flavor::kLibmp; }
+
+  // With `lk` held on mu.
+  bool acquire(CallContext& ctx, std::unique_lock<std::mutex>& lk, const AcquireArgs& args) {
+    if (reentrant) return owned.acquire(ctx, lk, cv, args);
+    if (args.try_once) {
+      if (owned.owner != 0) return false;
+    } else if (!ctx.wait(lk, cv, args.deadline, [&] { return owned.owner == 0; })) {
+      return false;
+    }
+    owned.owner = ctx.client();
+    owned.count = 1;
+    return true;
+  }
+  // With mu held.
+  void release(CallContext& ctx) {
+    if (reentrant) return owned.release(ctx, cv);
+    if (owned.owner == 0) {
+      if (libmp()) throw ValueError("semaphore or lock released too many times");
+      throw RuntimeError("release unlocked lock");
+    }
+    owned.owner = 0;
+    owned.count = 0;
+    cv.notify_all();
+  }
+  // Whether the caller holds it (a Condition's wait and notify need that). With mu held.
+  bool mine(const CallContext& ctx) const { return owned.owner == ctx.client() && owned.count > 0; }
+  void gone(std::uint64_t client) {
+    std::lock_guard<std::mutex> g(mu);
+    if (reentrant) owned.gone(client, cv);
+  }
+};
+
+// Lock and RLock. The "mp." ones also expose `Condition`, which returns a new "mp.Condition"
+// over this lock.
+class LockReferent final : public Referent {
  public:
+  LockReferent(Flavor flavor, bool reentrant)
+      : core_(std::make_shared<LockCore>(flavor, reentrant)) {}
+
   Value call(CallContext& ctx, std::string_view m, const List& a, const Dict& k) override {
-    std::unique_lock<std::mutex> lk(mu_);
-    if (m == "acquire") return lock_.acquire(ctx, lk, cv_, lock_acquire_args(a, k));
+    std::unique_lock<std::mutex> lk(core_->mu);
+    if (m == "acquire")
+      return core_->acquire(ctx, lk, lock_acquire_args(a, k, core_->owned.flavor));
     if (m == "release") {
-      lock_.release(ctx, cv_);
+      core_->release(ctx);
       return Value();
     }
-    throw AttributeError("'RLock' object has no attribute '" + std::string(m) + "'");
+    throw AttributeError(std::string(core_->reentrant ? "'RLock'" : "'lock'") +
+                         " object has no attribute '" + std::string(m) + "'");
   }
 
+  std::shared_ptr<Referent> call_referent(CallContext& ctx, std::string_view m, const List& a,
+                                          const Dict& k) override;
+
+  void client_gone(std::uint64_t client) override { core_->gone(client); }
+
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  OwnedLock lock_;
+  std::shared_ptr<LockCore> core_;
 };
 
 class SemaphoreReferent final : public Referent {
  public:
-  SemaphoreReferent(std::int64_t value, bool bounded)
-      : value_(value), initial_(value), bounded_(bounded) {
+  SemaphoreReferent(std::int64_t value, bool bounded, Flavor flavor)
+      : value_(value), initial_(value), bounded_(bounded), flavor_(flavor) {
     if (value < 0) throw ValueError("semaphore initial value must be >= 0");
+    if (flavor == Flavor::kLibmp && value > kMaxCount)
+      throw ValueError("semaphore initial value is too large");
   }
 
   Value call(CallContext& ctx, std::string_view m, const List& a, const Dict& k) override {
     std::unique_lock<std::mutex> lk(mu_);
+    if (flavor_ == Flavor::kLibmp) {
+      if (m == "acquire") {
+        const AcquireArgs args = lock_acquire_args(a, k, flavor_);
+        if (args.try_once) {
+          if (value_ == 0) return false;
+        } else if (!ctx.wait(lk, cv_, args.deadline, [&] { return value_ > 0; })) {
+          return false;
+        }
+        --value_;
+        return true;
+      }
+      if (m == "release") {
+        if (bounded_ ? value_ >= initial_ : value_ >= kMaxCount)
+          throw ValueError("semaphore or lock released too many times");
+        ++value_;
+        cv_.notify_all();
+        return Value();
+      }
+      if (m == "get_value") return value_;
+    }
     if (m == "acquire") {
       bool blocking = true;
       if (const Value* b = arg(a, k, 0, "blocking")) blocking = truthy(*b);
@@ -853,6 +960,7 @@ class SemaphoreReferent final : public Referent {
   std::int64_t value_;
   std::int64_t initial_;
   bool bounded_;
+  Flavor flavor_;
 };
 
 class EventReferent final : public Referent {
@@ -883,58 +991,101 @@ class EventReferent final : public Referent {
 
 class ConditionReferent final : public Referent {
  public:
+  // A Condition over its own new RLock, or over `core` (a Lock's or an RLock's).
+  explicit ConditionReferent(Flavor flavor)
+      : core_(std::make_shared<LockCore>(flavor, /*reentrant=*/true)) {}
+  explicit ConditionReferent(std::shared_ptr<LockCore> core) : core_(std::move(core)) {}
+
   Value call(CallContext& ctx, std::string_view m, const List& a, const Dict& k) override {
-    std::unique_lock<std::mutex> lk(mu_);
-    if (m == "acquire") return lock_.acquire(ctx, lk, cv_, lock_acquire_args(a, k));
+    std::unique_lock<std::mutex> lk(core_->mu);
+    OwnedLock& lock = core_->owned;
+    const bool libmp = core_->libmp();
+    if (m == "acquire") return core_->acquire(ctx, lk, lock_acquire_args(a, k, lock.flavor));
     if (m == "release") {
-      lock_.release(ctx, cv_);
+      core_->release(ctx);
       return Value();
     }
     if (m == "wait") {
-      if (lock_.owner != ctx.client()) throw RuntimeError("cannot wait on un-acquired lock");
-      const Deadline deadline = deadline_after(timeout_of(arg(a, k, 0, "timeout")));
-      auto me = std::make_shared<bool>(false);
+      if (!core_->mine(ctx)) {
+        if (libmp) throw AssertionError("must acquire() condition before using wait()");
+        throw RuntimeError("cannot wait on un-acquired lock");
+      }
+      const Deadline deadline = deadline_after(libmp ? libmp_timeout(arg(a, k, 0, "timeout"))
+                                                     : timeout_of(arg(a, k, 0, "timeout")));
+      auto me = std::make_shared<Waiter>(Waiter{false, ctx.client()});
       waiters_.push_back(me);
-      const std::int64_t saved = lock_.count;
-      lock_.owner = 0;
-      lock_.count = 0;
-      cv_.notify_all();
+      const std::int64_t saved = lock.count;  // the RLock's depth, restored on return
+      lock.owner = 0;
+      lock.count = 0;
+      core_->cv.notify_all();
       bool notified = false;
       try {
-        notified = ctx.wait(lk, cv_, deadline, [&] { return *me; });
+        notified = ctx.wait(lk, core_->cv, deadline, [&] { return me->notified; });
       } catch (...) {
         std::erase(waiters_, me);
         throw;  // the client is gone: it does not get the lock back
       }
       if (!notified) std::erase(waiters_, me);
-      ctx.wait(lk, cv_, std::nullopt, [&] { return lock_.owner == 0; });
-      lock_.owner = ctx.client();
-      lock_.count = saved;
+      // Take the lock back; an RLock whose owner died meanwhile is taken over and reported as
+      // in acquire.
+      ctx.wait(lk, core_->cv, std::nullopt, [&] {
+        if (lock.owner != 0 && libmp && core_->reentrant && !ctx.client_alive(lock.owner)) {
+          lock.owner = 0;
+          lock.count = 0;
+          lock.owner_died = true;
+        }
+        return lock.owner == 0;
+      });
+      lock.owner = ctx.client();
+      lock.count = saved;
+      if (lock.owner_died) {
+        lock.owner_died = false;
+        throw OwnerDied(
+            "the owner of the Condition's lock died while holding it; the caller now owns it");
+      }
       return notified;
     }
     if (m == "notify" || m == "notify_all") {
-      if (lock_.owner != ctx.client()) throw RuntimeError("cannot notify on un-acquired lock");
+      if (!core_->mine(ctx)) {
+        if (libmp)
+          throw AssertionError("must acquire() condition before using " + std::string(m) + "()");
+        throw RuntimeError("cannot notify on un-acquired lock");
+      }
       std::int64_t n = std::numeric_limits<std::int64_t>::max();
       if (m == "notify") {
         n = 1;
         if (const Value* nv = arg(a, k, 0, "n")) n = int_of(*nv, "n");
       }
-      while (n-- > 0 && !waiters_.empty()) {
-        *waiters_.front() = true;
+      while (n > 0 && !waiters_.empty()) {
+        const std::shared_ptr<Waiter> w = waiters_.front();
         waiters_.pop_front();
+        // libmp: a waiter whose client has gone takes no wake-up (its thread gives up later).
+        if (libmp && !ctx.client_alive(w->client)) continue;
+        w->notified = true;
+        --n;
       }
-      cv_.notify_all();
+      core_->cv.notify_all();
       return Value();
     }
     throw AttributeError("'Condition' object has no attribute '" + std::string(m) + "'");
   }
 
+  void client_gone(std::uint64_t client) override { core_->gone(client); }
+
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  OwnedLock lock_;
-  std::deque<std::shared_ptr<bool>> waiters_;
+  struct Waiter {
+    bool notified;
+    std::uint64_t client;
+  };
+  std::shared_ptr<LockCore> core_;
+  std::deque<std::shared_ptr<Waiter>> waiters_;  // guarded by core_->mu
 };
+
+std::shared_ptr<Referent> LockReferent::call_referent(CallContext& ctx, std::string_view m,
+                                                      const List& a, const Dict& k) {
+  if (m == "Condition" && core_->libmp()) return std::make_shared<ConditionReferent>(core_);
+  return Referent::call_referent(ctx, m, a, k);
+}
 
 // threading.Barrier's algorithm (states: 0 filling, 1 draining, -1 resetting, -2 broken).
 class BarrierReferent final : public Referent {
@@ -1120,38 +1271,52 @@ void register_builtins(const std::function<void(std::string, TypeidSpec)>& add) 
                    {"__len__", "__getitem__", "__setitem__"}));
   const std::vector<std::string> queue_methods = {
       "empty", "full", "get", "get_nowait", "join", "put", "put_nowait", "qsize", "task_done"};
-  auto queue = [](const List& a, const Dict& k) {
-    return std::make_shared<QueueReferent>(optional_int(a, k, 0, "maxsize", 0));
-  };
-  add("Queue", spec(queue, queue_methods));
-  add("JoinableQueue", spec(queue, queue_methods));
-  add("Lock", spec([](const List&, const Dict&) { return std::make_shared<LockReferent>(); },
-                   {"acquire", "release"}));
-  add("RLock", spec([](const List&, const Dict&) { return std::make_shared<RLockReferent>(); },
-                    {"acquire", "release"}));
-  add("Semaphore", spec(
-                       [](const List& a, const Dict& k) {
-                         return std::make_shared<SemaphoreReferent>(
-                             optional_int(a, k, 0, "value", 1), false);
-                       },
-                       {"acquire", "release"}));
-  add("BoundedSemaphore", spec(
-                              [](const List& a, const Dict& k) {
-                                return std::make_shared<SemaphoreReferent>(
-                                    optional_int(a, k, 0, "value", 1), true);
-                              },
-                              {"acquire", "release"}));
+  const std::vector<std::string> lock_methods = {"acquire", "release"};
+  const std::vector<std::string> condition_methods = {"acquire", "release", "wait", "notify",
+                                                      "notify_all"};
+  // SyncManager's (threading / queue.Queue semantics), then the same objects with libmp's.
+  for (const Flavor flavor : {Flavor::kThreading, Flavor::kLibmp}) {
+    const std::string prefix = flavor == Flavor::kLibmp ? "mp." : "";
+    auto queue = [flavor](const List& a, const Dict& k) {
+      return std::make_shared<QueueReferent>(optional_int(a, k, 0, "maxsize", 0), flavor);
+    };
+    add(prefix + "Queue", spec(queue, queue_methods));
+    add(prefix + "JoinableQueue", spec(queue, queue_methods));
+    // An "mp." Lock's or RLock's `Condition()` makes an "mp.Condition" over that lock.
+    std::map<std::string, std::string> lock_m2t;
+    if (flavor == Flavor::kLibmp) lock_m2t["Condition"] = "mp.Condition";
+    for (const bool reentrant : {false, true}) {
+      add(prefix + (reentrant ? "RLock" : "Lock"),
+          spec(
+              [flavor, reentrant](const List&, const Dict&) {
+                return std::make_shared<LockReferent>(flavor, reentrant);
+              },
+              lock_methods, lock_m2t));
+    }
+    std::vector<std::string> semaphore_methods = lock_methods;
+    if (flavor == Flavor::kLibmp) semaphore_methods.push_back("get_value");
+    for (const bool bounded : {false, true}) {
+      add(prefix + (bounded ? "BoundedSemaphore" : "Semaphore"),
+          spec(
+              [flavor, bounded](const List& a, const Dict& k) {
+                return std::make_shared<SemaphoreReferent>(optional_int(a, k, 0, "value", 1),
+                                                           bounded, flavor);
+              },
+              semaphore_methods));
+    }
+    add(prefix + "Condition", spec(
+                                  [flavor](const List& a, const Dict& k) {
+                                    if (const Value* l = arg(a, k, 0, "lock");
+                                        l != nullptr && !l->is_none())
+                                      throw TypeError(
+                                          "Condition: a lock argument cannot cross a manager "
+                                          "connection (the condition makes its own RLock)");
+                                    return std::make_shared<ConditionReferent>(flavor);
+                                  },
+                                  condition_methods));
+  }
   add("Event", spec([](const List&, const Dict&) { return std::make_shared<EventReferent>(); },
                     {"is_set", "set", "clear", "wait"}));
-  add("Condition", spec(
-                       [](const List& a, const Dict& k) {
-                         if (const Value* l = arg(a, k, 0, "lock"); l != nullptr && !l->is_none())
-                           throw TypeError(
-                               "Condition: a lock argument cannot cross a manager "
-                               "connection (the condition makes its own RLock)");
-                         return std::make_shared<ConditionReferent>();
-                       },
-                       {"acquire", "release", "wait", "notify", "notify_all"}));
   add("Barrier",
       spec(
           [](const List& a, const Dict& k) {
@@ -1172,5 +1337,7 @@ std::shared_ptr<Referent> Referent::call_referent(CallContext&, std::string_view
 }
 
 Value Referent::value() const { throw TypeError("this referent has no value form"); }
+
+void Referent::client_gone(std::uint64_t) {}
 
 }  // namespace mp

@@ -44,6 +44,39 @@ void CallContext::check() const {
 
 namespace manager_detail {
 
+// The open client connections of a server, by client id (for CallContext::client_alive).
+class Clients {
+ public:
+  void set(std::uint64_t client, int fd) {
+    std::lock_guard<std::mutex> g(mu_);
+    fds_[client] = fd;
+  }
+  void erase(std::uint64_t client) {
+    std::lock_guard<std::mutex> g(mu_);
+    fds_.erase(client);
+  }
+  bool alive(std::uint64_t client) const {
+    std::lock_guard<std::mutex> g(mu_);  // the fd stays open while it is in the table
+    auto it = fds_.find(client);
+    if (it == fds_.end()) return false;
+    pollfd p{it->second, POLLRDHUP, 0};
+    return !(::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::uint64_t, int> fds_;
+};
+
+}  // namespace manager_detail
+
+bool CallContext::client_alive(std::uint64_t client) const {
+  if (client == client_) return true;
+  return clients_ != nullptr && clients_->alive(client);
+}
+
+namespace manager_detail {
+
 void register_builtins(const std::function<void(std::string, TypeidSpec)>& add);
 
 namespace {
@@ -203,6 +236,7 @@ struct ServerState {
   int threads = 0;
   std::condition_variable threads_cv;
   std::uint64_t next_client = 1;
+  Clients clients;
 
   // Objects.
   std::mutex objects_mu;
@@ -371,15 +405,16 @@ constexpr int kServerSpinUs = 50;
 // Serves one client connection until it closes (or the server stops).
 void serve_client(std::shared_ptr<ServerState> st, Connection conn) {
   int fd = conn.fileno();
+  std::uint64_t client = 0;
   try {
     deliver_challenge(conn, st->authkey);
     answer_challenge(conn, st->authkey);
-    std::uint64_t client;
     {
       std::lock_guard<std::mutex> g(st->conns_mu);
       client = st->next_client++;
     }
-    CallContext ctx(client, fd, &st->stopping);
+    st->clients.set(client, fd);
+    CallContext ctx(client, fd, &st->stopping, &st->clients);
     for (;;) {
       Value request;
       try {
@@ -397,10 +432,11 @@ void serve_client(std::shared_ptr<ServerState> st, Connection conn) {
         std::lock_guard<std::mutex> g(st->conns_mu);
         if (st->stopping.load()) break;
         st->conn_fds.erase(fd);
+        st->clients.set(client, mine.fileno());
         conn = std::move(mine);  // closes the stream
         fd = conn.fileno();
         st->conn_fds.insert(fd);
-        ctx = CallContext(client, fd, &st->stopping);
+        ctx = CallContext(client, fd, &st->stopping, &st->clients);
         continue;
       }
       bool stop_after = false;
@@ -410,6 +446,22 @@ void serve_client(std::shared_ptr<ServerState> st, Connection conn) {
       if (stop_after) st->request_stop();
     }
   } catch (...) {  // end of file, a failed handshake, a broken connection: this client is done
+  }
+  if (client != 0) {
+    st->clients.erase(client);
+    // Every referent learns that this client has gone (a robust lock it owned is now free).
+    std::vector<std::shared_ptr<Referent>> referents;
+    {
+      std::lock_guard<std::mutex> g(st->objects_mu);
+      referents.reserve(st->objects.size());
+      for (const auto& [id, entry] : st->objects) referents.push_back(entry.obj);
+    }
+    for (const auto& r : referents) {
+      try {
+        r->client_gone(client);
+      } catch (...) {
+      }
+    }
   }
   {
     std::lock_guard<std::mutex> g(st->conns_mu);

@@ -3,8 +3,10 @@
 // Condition, Barrier, Queue and JoinableQueue objects are referents in one mp::Manager server
 // that the driver starts for the setup, and every protocol method runs through the proxy the
 // driver (and, by fork, each actor) holds — the sync and queue chapters a second time, through a
-// manager (spec/manager/manager.md, [manager.sync.semantics]). The referents have Python's
-// threading / queue semantics, as SyncManager's do.
+// manager (spec/manager/manager.md, [manager.served_semantics]). The locks, semaphores, conditions
+// and queues are libmp's "mp." typeids, which follow those chapters (libmp's own primitives'
+// semantics, robust owners included) rather than SyncManager's threading / queue.Queue ones;
+// Event and Barrier are the built-ins (the two semantics agree).
 #include <unistd.h>
 
 #include <chrono>
@@ -35,6 +37,9 @@ class Managed : public driverkit::Object {
  public:
   Managed(std::string type, mp::Proxy proxy, const driverkit::Objects& objects)
       : type_(std::move(type)), proxy_(std::move(proxy)), objects_(objects) {}
+
+  const std::string& type() const { return type_; }
+  const mp::Proxy& proxy() const { return proxy_; }
 
   Json call(const std::string& method, const Json& args) override {
     const bool lockish = type_ == "Lock" || type_ == "RLock" || type_ == "Semaphore" ||
@@ -159,8 +164,14 @@ class ManagerContext : public driverkit::Context {
     } else if (type == "Semaphore" || type == "BoundedSemaphore") {
       a.push_back(mp::Value(int_arg(args, "value", 1)));
     } else if (type == "Condition") {
-      if (args.is_object() && args.contains("lock") && !args["lock"].is_null())
-        throw KindError("Unsupported", "a Condition over a given lock in the manager context");
+      if (args.is_object() && args.contains("lock") && !args["lock"].is_null()) {
+        // A Condition over the setup's Lock or RLock: made by that lock's referent, so that
+        // both share one lock in the server.
+        auto* lock = dynamic_cast<Managed*>(&objects.ref(args["lock"]));
+        if (lock == nullptr || (lock->type() != "Lock" && lock->type() != "RLock"))
+          throw KindError("Unsupported", "a Condition over a lock the manager does not serve");
+        return std::make_unique<Managed>(type, lock->proxy().call_proxy("Condition"), objects);
+      }
     } else if (type == "Barrier") {
       if (args.is_object() && args.contains("action") && !args["action"].is_null())
         throw KindError("Unsupported", "a Barrier action cannot run in the manager's server");
@@ -171,7 +182,8 @@ class ManagerContext : public driverkit::Context {
     } else {
       return nullptr;  // not served by a manager: made as usual
     }
-    return std::make_unique<Managed>(type, manager_->create(type, std::move(a), std::move(k)),
+    const std::string served = type == "Event" || type == "Barrier" ? type : "mp." + type;
+    return std::make_unique<Managed>(type, manager_->create(served, std::move(a), std::move(k)),
                                      objects);
   }
 

@@ -83,7 +83,8 @@
 // serving it sees end of file and ends; one blocked in a referent's wait on
 // its behalf notices within about 100 ms and gives up (the wait has no
 // effect). A lock (Lock, RLock, Semaphore, Condition) that a dead client held
-// stays held, as in CPython: nothing releases it. After shutdown() (or a dead
+// stays held, as in CPython: nothing releases it (the "mp." typeids below
+// report a dead RLock or Condition owner instead). After shutdown() (or a dead
 // server), a proxy's calls fail at once with mp::EOFError or mp::OSError
 // (never hang); the next call tries to connect again.
 //
@@ -135,6 +136,34 @@
 //                    (BrokenBarrierError)
 //   Iterator         proxy only: __next__ (StopIteration at the end;
 //                    RuntimeError if the dict changed size)
+//
+// The "mp." typeids: the same objects with the semantics of libmp's own
+// primitives (mp::Lock, mp::RLock, mp::Semaphore, mp::BoundedSemaphore,
+// mp::Condition, mp::Queue, mp::JoinableQueue; mpspec's sync and queue
+// chapters) instead of Python's threading / queue.Queue, each client
+// connection counting as one thread:
+//
+//   mp.Lock          acquire([block, timeout]), release: releasing an
+//                    unlocked lock is ValueError ("semaphore or lock released
+//                    too many times"); a non-blocking acquire ignores its
+//                    timeout; a negative timeout counts as 0. A dead holder's
+//                    lock stays held (any client may release it).
+//   mp.RLock         as mp.Lock, but releasing a lock the caller does not own
+//                    is AssertionError; when the owning connection closes (its
+//                    process killed, its thread ended) while owning it, the
+//                    next acquire by another client, blocking or not, takes it
+//                    at depth 1 and fails with OwnerDied (the caller then owns
+//                    it; only that acquire reports the death).
+//   mp.Semaphore, mp.BoundedSemaphore  [value]: acquire (as mp.Lock),
+//                    release, get_value (ValueError for a bounded over-release
+//                    and for an initial value above 2147483647)
+//   mp.Condition     acquire / release as mp.RLock (OwnerDied included),
+//                    wait, notify, notify_all: AssertionError without the
+//                    lock; a negative timeout counts as 0; a waiter whose
+//                    client has gone takes no wake-up (notify skips it)
+//   mp.Queue, mp.JoinableQueue  [maxsize]: as Queue, but a non-blocking put
+//                    / get ignores its timeout, a negative timeout counts as 0,
+//                    and a maxsize above 2147483647 is OverflowError
 //
 // Threads. Every member of Manager and Proxy may be called from any thread,
 // concurrently. Handles (Manager, Proxy) are copied into forked children and
@@ -190,6 +219,10 @@ class StopIteration final : public Error {
   const char* kind() const noexcept override;
 };
 
+namespace manager_detail {
+class Clients;  // the server's table of open client connections
+}  // namespace manager_detail
+
 // mp::CallContext
 //
 // What a referent's method learns about the call it serves (passed to
@@ -211,10 +244,13 @@ class CallContext {
   // std::condition_variable::wait_until) until `ready()` is true or
   // `deadline` passes (nullopt: no limit); returns ready()'s last value. While
   // waiting it checks, at least every 100 ms, that the client is still
-  // connected and the server is not stopping; if not, it throws mp::EOFError
-  // (the server then abandons the call). Referents should use it for every
-  // wait that may be long, so that a dead client or a shutdown never leaves a
-  // server thread blocked.
+  // connected and the server is not stopping, and once more when ready()
+  // becomes true after a wait; if not, it throws mp::EOFError (the server then
+  // abandons the call, so a dead client's wait takes nothing: no lock, no
+  // semaphore unit, no item). Referents should use it for every wait that may
+  // be long, so that a dead client or a shutdown never leaves a server thread
+  // blocked; a referent whose waiters may give up this way should wake all of
+  // them (notify_all), not one.
   template <class Pred>
   bool wait(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
             std::optional<Clock::time_point> deadline, Pred ready) {
@@ -222,8 +258,8 @@ class CallContext {
       auto until = Clock::now() + std::chrono::milliseconds(100);
       if (deadline && *deadline < until) until = *deadline;
       cv.wait_until(lock, until);
-      if (ready()) return true;
       check();
+      if (ready()) return true;
       if (deadline && Clock::now() >= *deadline) return ready();
     }
     return true;
@@ -235,9 +271,20 @@ class CallContext {
   // the server is stopping.
   void check() const;
 
+  // CallContext::client_alive()
+  //
+  // Whether the client connection `client` (an id client() gave) is still
+  // open. False as soon as its thread or process has closed its end (ended,
+  // exited, was killed), even before the server thread serving it has
+  // noticed; false for an id the server no longer serves. Never blocks (one
+  // poll(2)). A robust referent uses it to tell a dead owner or waiter from a
+  // live one at the moment it matters (see Referent::client_gone()).
+  bool client_alive(std::uint64_t client) const;
+
   // For the server (manager_server.cpp).
-  CallContext(std::uint64_t client, int fd, const std::atomic<bool>* stopping) noexcept
-      : client_(client), fd_(fd), stopping_(stopping) {}
+  CallContext(std::uint64_t client, int fd, const std::atomic<bool>* stopping,
+              const manager_detail::Clients* clients = nullptr) noexcept
+      : client_(client), fd_(fd), stopping_(stopping), clients_(clients) {}
   // Whether check() has thrown (the server then sends no reply).
   bool abandoned() const noexcept { return abandoned_; }
 
@@ -245,6 +292,7 @@ class CallContext {
   std::uint64_t client_;
   int fd_;
   const std::atomic<bool>* stopping_;
+  const manager_detail::Clients* clients_;
   mutable bool abandoned_ = false;
 };
 
@@ -280,6 +328,15 @@ class Referent {
   // A copy of the object as a Value (Proxy::getvalue, CPython's
   // `_getvalue()`). Default: throws mp::TypeError.
   virtual Value value() const;
+
+  // Referent::client_gone()
+  //
+  // Called once for every referent of the server when the client connection
+  // `client` has closed (its thread or process ended or was killed), after
+  // its last call has returned or been abandoned, from the server thread that
+  // served it. A robust lock marks itself "owner died" here when `client` held
+  // it (the "mp." typeids). Must not block for long. Default: does nothing.
+  virtual void client_gone(std::uint64_t client);
 };
 
 // mp::ReferentFactory
