@@ -94,13 +94,31 @@ struct ThreadGuard {
 };
 thread_local ThreadGuard tl_guard;
 
-void atfork_prepare() { channels().mu.lock(); }
-void atfork_parent() { channels().mu.unlock(); }
+// Around fork, every channel table is locked (Channels::mu, then each ThreadChannels::mu, the
+// order purge_endpoint uses), so that the child sees consistent tables.
+void atfork_prepare() {
+  Channels& c = channels();
+  c.mu.lock();
+  for (ThreadChannels* t : c.threads) t->mu.lock();
+}
+void atfork_parent() {
+  Channels& c = channels();
+  for (ThreadChannels* t : c.threads) t->mu.unlock();
+  c.mu.unlock();
+}
 void atfork_child() {
   g_pid.store(::getpid(), std::memory_order_relaxed);
   Channels& c = channels();
-  // Only the forking thread exists here: forget the others' channel tables (their descriptors
-  // are copies of the parent's; they are never used in this process).
+  // Every connection here is a copy of the parent's, never used in this process: close them
+  // all now. A copy left open would keep the parent's connection open in the server after the
+  // parent (or its thread) has gone, hiding its death from robust referents (an "mp." RLock
+  // would not report OwnerDied, a dead Condition waiter would look alive).
+  for (ThreadChannels* t : c.threads) {
+    for (auto& [key, ch] : t->by_key) ch->conn.close();
+    t->by_key.clear();
+    t->mu.unlock();
+  }
+  // Only the forking thread exists here: forget the others' (emptied) tables.
   c.threads.clear();
   if (tl_channels != nullptr) c.threads.insert(tl_channels);
   c.mu.unlock();

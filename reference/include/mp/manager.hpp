@@ -65,11 +65,12 @@
 //
 // Clients. A process has one connection per (server, thread): a Proxy used
 // from several threads uses one connection per thread (a Proxy is thread
-// safe). A forked child never uses its parent's connections: at its first
-// call it opens its own, and takes its own reference to the referent (CPython's
-// after-fork incref); the referent must still exist then, i.e. the parent
-// must keep its proxy while a child may start using its copy. Threads'
-// connections close when the thread ends.
+// safe). A forked child never uses its parent's connections (it closes its
+// copies at fork, so they never keep a dead parent's connection open): at
+// its first call it opens its own, and takes its own reference to the
+// referent (CPython's after-fork incref); the referent must still exist
+// then, i.e. the parent must keep its proxy while a child may start using
+// its copy. Threads' connections close when the thread ends.
 //
 // Reference counting. A referent lives while some process holds a proxy to
 // it: creating takes one reference for the creating process, a forked child
