@@ -19,12 +19,21 @@ std::int64_t monotonic_ns() {
 }
 
 DriverProcess::DriverProcess(const std::string& command) : command_(command) {
+  // A driver that dies makes the next write to its stdin fail with EPIPE (reported as
+  // DriverCrash by write_line), not kill the suite with SIGPIPE. The child restores the
+  // default before exec, so the driver starts with the disposition it would have anyway.
+  static const bool sigpipe_ignored = [] {
+    ::signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)sigpipe_ignored;
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
     throw DriverCrash(std::string("pipe: ") + std::strerror(errno));
   pid_ = fork();
   if (pid_ < 0) throw DriverCrash(std::string("fork: ") + std::strerror(errno));
   if (pid_ == 0) {
+    ::signal(SIGPIPE, SIG_DFL);
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
