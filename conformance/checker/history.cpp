@@ -20,6 +20,7 @@ nlohmann::json Operation::to_json() const {
                    {"status", to_string(status)}, {"invoke_ns", invoke_ns}};
   if (status == OpStatus::kOk) j["value"] = value;
   if (status == OpStatus::kError) j["error"] = {{"kind", error_kind}, {"message", error_message}};
+  if (status == OpStatus::kInfo && !info_reason.empty()) j["reason"] = info_reason;
   j["return_ns"] = return_ns ? nlohmann::json(*return_ns) : nlohmann::json(nullptr);
   return j;
 }
@@ -44,6 +45,7 @@ Operation Operation::from_json(const nlohmann::json& j) {
       op.error_message = j.at("error").value("message", "");
     } else if (st == "info") {
       op.status = OpStatus::kInfo;
+      op.info_reason = j.value("reason", "");
     } else {
       throw std::invalid_argument("unknown status '" + st + "'");
     }

@@ -13,8 +13,15 @@
 //             "args": {"block": true, "timeout": null}, "status": "ok", "value": true,
 //             "invoke_ns": 100, "return_ns": 250},
 //            {..., "status": "error", "error": {"kind": "ValueError", "message": "..."}},
-//            {..., "status": "info", "return_ns": null}],
+//            {..., "status": "info", "reason": "killed", "return_ns": null}],
 //    "annotations": [{"kind": "kill", "actor": "a", "time_ns": 300}]}
+// An `info` op may say why its outcome is unknown in `reason` (the driver's `killed`,
+// `teardown`, `crashed`, or the suite's `pending`: still running when the history was taken).
+// Annotations are for people and reports, the checker ignores them: `kill` (Scenario::kill),
+// and, in a history saved because it is not linearizable, one per object that is not
+// {"kind": "linearizability", "object": "L", "type": "Lock", "verdict": "not linearizable",
+//  "prefix_ops": [0, 2], "breaks_at": 1} (the longest linearizable prefix found, in order,
+// and the op at which it broke; null when the verdict is "unknown").
 #pragma once
 
 #include <cstdint>
@@ -42,6 +49,7 @@ struct Operation {
   nlohmann::json value;        // when kOk
   std::string error_kind;      // when kError
   std::string error_message;   // when kError
+  std::string info_reason;     // when kInfo, if known: "killed", "teardown", "crashed", "pending"
   std::int64_t invoke_ns = 0;
   std::optional<std::int64_t> return_ns;  // absent for kInfo: returns at +infinity
 

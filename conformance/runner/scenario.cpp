@@ -376,6 +376,7 @@ History Scenario::history() const {
     if (!c.done || r.status == OpStatus::kInfo) {
       op.status = OpStatus::kInfo;
       op.invoke_ns = c.done ? r.invoke_ns : r.sent_ns;
+      op.info_reason = c.done ? r.info_reason : "pending";
     } else {
       op.status = r.status;
       op.value = r.value;
@@ -390,20 +391,35 @@ History Scenario::history() const {
   return h;
 }
 
-std::string Scenario::save_history(const std::string& suffix) const {
+std::string Scenario::history_path(const std::string& suffix) const {
   const char* env = std::getenv("MPSPEC_ARTIFACTS");
   std::string dir = env && *env ? env : "mpspec-artifacts";
   ::mkdir(dir.c_str(), 0755);
-  std::string path =
-      dir + "/" + current_test_name() + "-s" + std::to_string(serial_) + suffix + ".history.json";
+  return dir + "/" + current_test_name() + "-s" + std::to_string(serial_) + suffix +
+         ".history.json";
+}
+
+std::string Scenario::save_history(const std::string& suffix) const {
+  std::string path = history_path(suffix);
   history().save(path);
   return path;
 }
 
 check::Result Scenario::check(std::chrono::milliseconds budget) {
-  check::Result r = check::check_history(history(), budget);
+  History h = history();
+  check::Result r = check::check_history(h, budget);
   if (r.verdict != check::Verdict::kLinearizable) {
-    std::string path = save_history();
+    // What the checker found, for reports (history.hpp): the longest linearizable prefix and
+    // the op at which it broke, per object that is not linearizable.
+    for (const auto& o : r.objects) {
+      if (o.verdict == check::Verdict::kLinearizable) continue;
+      Json a{{"kind", "linearizability"}, {"object", o.object}, {"type", o.type},
+             {"verdict", check::to_string(o.verdict)}, {"prefix_ops", o.longest_prefix}};
+      a["breaks_at"] = o.failing_op ? Json(*o.failing_op) : Json(nullptr);
+      h.annotations.push_back(std::move(a));
+    }
+    std::string path = history_path("");
+    h.save(path);
     for (auto& o : r.objects) o.explanation += "\n history saved to " + path;
   }
   return r;

@@ -140,7 +140,8 @@ class Scenario {
 
   History history() const;
   // Runs the checker on the history so far; on a violation saves the history (see
-  // save_history) and puts its path in the result's explanation.
+  // save_history) with a "linearizability" annotation per object that is not linearizable
+  // (history.hpp), and puts its path in the result's explanation.
   check::Result check(std::chrono::milliseconds budget = std::chrono::seconds(10));
   // Saves the history under MPSPEC_ARTIFACTS (default ./mpspec-artifacts); returns the path.
   std::string save_history(const std::string& suffix = "") const;
@@ -156,6 +157,8 @@ class Scenario {
  private:
   void pump(std::int64_t deadline_ns);
   void absorb(const Json& event);
+  // <MPSPEC_ARTIFACTS>/<Suite.Test>-s<serial><suffix>.history.json (creates the directory).
+  std::string history_path(const std::string& suffix) const;
 
   Json objects_ = Json::array(), prelude_ = Json::array(), actors_ = Json::array();
   Json prelude_results_ = Json::array();

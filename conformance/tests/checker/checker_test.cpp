@@ -433,6 +433,18 @@ TEST(Checker, OnlyInfoOpsIsLinearizable) {
   EXPECT_TRUE(r.objects[0].longest_prefix.empty());
 }
 
+TEST(Checker, InfoReasonIsSavedAndRead) {
+  // [lock.kill.holder] why a call's outcome is unknown (killed, teardown, ...) survives saving,
+  // for reports; the checker ignores it.
+  Operation op = make_op(0, "a", "acquire", Json::object(), OpStatus::kInfo, Json(), 5, std::nullopt);
+  op.info_reason = "killed";
+  const Json j = op.to_json();
+  EXPECT_EQ(j.value("reason", ""), "killed");
+  EXPECT_EQ(Operation::from_json(j).info_reason, "killed");
+  op.info_reason.clear();
+  EXPECT_FALSE(op.to_json().contains("reason"));
+}
+
 TEST(Checker, NotLinearizableWinsOverUnknownAcrossObjects) {
   // [lock.acquire.exclusive] a definite violation on one object is reported even if another
   // object's check cannot finish within the budget.
