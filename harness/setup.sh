@@ -11,8 +11,10 @@ set -euo pipefail
 packages=(libgtest-dev librapidcheck-dev libbenchmark-dev nlohmann-json3-dev libssl-dev python3)
 # Optional: backends that run only when their package is there (python3-multiprocess: backend
 # multiprocess; python3-fasteners: backend fasteners; libboost-dev: the Boost.Interprocess peers
-# of the benchmarks). Installed when missing, best effort: a failure is reported, never fatal.
-optional=(python3-multiprocess python3-fasteners libboost-dev)
+# of the benchmarks), and chromium (with a font, fonts-dejavu-core) for the HTML report's
+# browser test, CTest harness.html_chromium, skipped without it. Installed when missing, best
+# effort: a failure is reported, never fatal.
+optional=(python3-multiprocess python3-fasteners libboost-dev chromium fonts-dejavu-core)
 # Commands: their Debian package is installed only when the command is absent (a cmake or a
 # compiler from elsewhere is fine).
 declare -A commands=([cmake]=cmake [g++]=g++)
@@ -48,7 +50,7 @@ done
 install_optional() {
   ((${#missing_optional[@]} == 0)) && return 0
   if ((EUID != 0)) && ! command -v sudo >/dev/null 2>&1; then
-    say "optional packages missing: ${missing_optional[*]} (their backends are unavailable);"
+    say "optional packages missing: ${missing_optional[*]} (what needs them is skipped);"
     say "  not root and no sudo: to add them, as root: apt-get install -y ${missing_optional[*]}"
     return 0
   fi
@@ -64,7 +66,7 @@ install_optional() {
     say "installed: ${missing_optional[*]}"
   else
     say "warning: could not install the optional packages ${missing_optional[*]}; their" \
-        "backends stay unavailable (./mpspec backends says why)"
+        "backends stay unavailable (./mpspec backends says why), the tests needing them skip"
   fi
   return 0
 }

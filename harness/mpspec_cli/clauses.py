@@ -8,6 +8,11 @@ Clauses (spec/README.md section 2) are found in spec/**/*.md, outside fenced cod
     **[x.y]** withdrawn. why...                               withdrawn: tests must not name it
     - [protocol.kill] MUST when the feature `kill` is declared.   driver protocol clause
 
+A chapter clause is its whole paragraph (up to a blank line, a heading, a fence or the next
+clause); a list clause is its list item (the first line and the indented lines after it).
+`Clause.text` keeps the first line after the header, `Clause.body` the whole clause after the
+header (Markdown, lines joined with newlines).
+
 Tests are found in the *_test.cpp and *_prop.cpp files of conformance/tests that make up the
 conformance binary (`suite_sources`): `TEST(Suite, Name)`
 (also TEST_F / TEST_P) and `RC_GTEST_PROP(Suite, Name, ...)` (also RC_GTEST_FIXTURE_PROP),
@@ -44,10 +49,19 @@ class Clause:
     protocol: bool  # a driver-protocol clause (checked by the protocol tests, never gating)
     text: str = ""  # the first line of the clause, for reports
     draft: bool = False  # its chapter is a draft (spec/README.md §11): a missing test only warns
+    body: str = ""  # the whole clause after its header (Markdown, newline-separated lines)
+    end_line: int = 0  # the clause's last line (0: unknown, same as `line`)
+    chapter: str = ""  # the title of the file's first `#` heading
+    section: str = ""  # the title of the last `##` / `###` heading before the clause
 
     @property
     def where(self):
         return "%s:%d" % (self.file, self.line)
+
+    @property
+    def header(self):
+        """`MUST, core` / `MAY` / `MUST, core, when ...`: the level, profile and condition."""
+        return ", ".join(p for p in (self.level, self.profile, self.condition) if p)
 
 
 @dataclass
@@ -83,11 +97,45 @@ def _walk(top, predicate):
 # ------------------------------------------------------------------------------- the spec
 
 
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*]|\d+\.)\s+")
+
+
+def label_pattern(label):
+    """A regular expression that finds `label` as a whole label in any text: `lock.release`
+    in `[lock.release]` or `"lock.release"`, not in `shared_lock.release`, `lock.release.held`
+    or `lock.released`. A sentence's full stop after the label is allowed."""
+    return re.compile(r"(?<![A-Za-z0-9_.-])" + re.escape(label) + r"(?![A-Za-z0-9_-]|\.[A-Za-z0-9_])")
+
+
+def normalize_label(text):
+    """`[lock.release.unheld]`, ` lock.release.unheld ` -> `lock.release.unheld`."""
+    return text.strip().strip("[]").strip()
+
+
+def _clause_end(lines, i, is_list):
+    """Index of the last line of the clause starting at lines[i] (outside fences)."""
+    j = i
+    while j + 1 < len(lines):
+        nxt = lines[j + 1]
+        if not nxt.strip() or _FENCE.match(nxt) or _HEADING.match(nxt):
+            break
+        if _CHAPTER_CLAUSE.match(nxt) or _LIST_CLAUSE.match(nxt):
+            break
+        if is_list and (not nxt[:1].isspace() or _LIST_ITEM.match(nxt)):
+            break  # a list clause is its item: the first line and the indented lines after it
+        j += 1
+    return j
+
+
 def parse_spec_text(text, relpath):
     """Returns (clauses, problems) found in one Markdown file."""
     clauses, problems = [], []
     in_fence = None
-    for n, line in enumerate(text.splitlines(), 1):
+    chapter = section = ""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        n = i + 1
         m = _FENCE.match(line)
         if m:
             if in_fence is None:
@@ -96,6 +144,13 @@ def parse_spec_text(text, relpath):
                 in_fence = None
             continue
         if in_fence:
+            continue
+        m = _HEADING.match(line)
+        if m:
+            if len(m.group(1)) == 1 and not chapter:
+                chapter = m.group(2)
+            elif len(m.group(1)) > 1:
+                section = m.group(2)
             continue
         m = _CHAPTER_CLAUSE.match(line)
         if m:
@@ -109,20 +164,28 @@ def parse_spec_text(text, relpath):
             if level == "MUST" and not profile and not label.startswith("protocol."):
                 problems.append("%s:%d: MUST clause [%s] has no profile (core or strict)"
                                 % (relpath, n, label))
+            first = rest[h.end():].strip()
+            end = _clause_end(lines, i, False)
+            body = "\n".join([first] + [x.strip() for x in lines[i + 1 : end + 1]]).strip()
             clauses.append(Clause(label, level, profile, cond, relpath, n,
-                                  label.startswith("protocol."), rest[h.end():].strip()))
+                                  label.startswith("protocol."), first, body=body,
+                                  end_line=end + 1, chapter=chapter, section=section))
             continue
         m = _LIST_CLAUSE.match(line)
         if m:
             label, level, rest = m.group(1), m.group(2), m.group(3)
             cond = rest.split(".", 1)[0].strip(" ,") if not rest.startswith(".") else ""
-            text = rest.split(".", 1)[1].strip() if "." in rest else ""
+            first = rest.split(".", 1)[1].strip() if "." in rest else ""
             profile = None
             pm = re.match(r",\s*(core|strict)\b", rest)
             if pm:
                 profile = pm.group(1)
+                cond = cond[len(pm.group(1)):].strip(" ,")  # "core, when ..." -> "when ..."
+            end = _clause_end(lines, i, True)
+            body = "\n".join([first] + [x.strip() for x in lines[i + 1 : end + 1]]).strip()
             clauses.append(Clause(label, level, profile, cond, relpath, n,
-                                  label.startswith("protocol."), text))
+                                  label.startswith("protocol."), first, body=body,
+                                  end_line=end + 1, chapter=chapter, section=section))
     return clauses, problems
 
 

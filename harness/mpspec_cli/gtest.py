@@ -10,7 +10,8 @@ Three sources, combined by `runner`:
   message (`UNSUPPORTED: ...`, `UNRESOLVED: ...`), RapidCheck's counterexample and the paths
   of saved histories; after the last test RapidCheck prints its `reproduce` string. When the
   binary dies, the console output is all there is.
-* `--gtest_list_tests`: the tests a filter selects.
+* `--gtest_list_tests`: the tests a filter selects (GoogleTest lists them whatever the
+  sharding variables say; `shard_of` computes a shard's part the way GoogleTest does).
 """
 
 import json
@@ -146,10 +147,15 @@ class Console:
 
 
 class ConsoleParser:
-    """Feeds console lines one at a time (the runner reads them live)."""
+    """Feeds console lines one at a time (the runner reads them live).
 
-    def __init__(self):
+    `on_start` / `on_end`, when given, are called with the ConsoleTest when a test's
+    `[ RUN      ]` line and its closing line (`[       OK ]`, `[  FAILED  ]`, `[  SKIPPED ]`)
+    are read: the runner's progress display."""
+
+    def __init__(self, on_start=None, on_end=None):
         self.console = Console()
+        self.on_start, self.on_end = on_start, on_end
 
     def feed(self, line):
         line = line.rstrip("\n")
@@ -160,6 +166,8 @@ class ConsoleParser:
             c.tests[t.name] = t
             c.order.append(t.name)
             c.running = t.name
+            if self.on_start is not None:
+                self.on_start(t)
             return
         m = _END.match(line)
         if m and c.running:
@@ -169,6 +177,8 @@ class ConsoleParser:
                 t.ended = m.group(1) or "OK"
                 t.duration_s = int(m.group(3) or m.group(5)) / 1000.0
                 c.running = None
+                if self.on_end is not None:
+                    self.on_end(t)
                 return
         rm = REPRODUCE.search(line)
         if rm:
@@ -221,3 +231,23 @@ def parse_test_list(text):
         if suite:
             names.append(suite + line.strip())
     return names
+
+
+def is_disabled(name):
+    """Whether GoogleTest treats Suite.Name as disabled (never run without
+    --gtest_also_run_disabled_tests): the suite or the test name starts with DISABLED_,
+    also after a parameterized suite's prefix (`Prefix/DISABLED_Suite`)."""
+    suite, _, test = name.partition(".")
+    return (suite.startswith("DISABLED_") or "/DISABLED_" in suite
+            or test.startswith("DISABLED_") or "/DISABLED_" in test)
+
+
+def shard_of(tests, index, total):
+    """The tests of shard `index` (0-based, GTEST_SHARD_INDEX) of `total` (GTEST_TOTAL_SHARDS),
+    chosen as GoogleTest chooses them: `tests` is the binary's list for the same filter, in
+    its order (`--gtest_list_tests` order is the order the binary runs them in); the j-th
+    test that would run (disabled tests do not count) belongs to shard j % total."""
+    if not 0 <= index < total:
+        raise ValueError("shard index %d is not in 0..%d" % (index, total - 1))
+    runnable = [t for t in tests if not is_disabled(t)]
+    return [t for j, t in enumerate(runnable) if j % total == index]

@@ -125,8 +125,10 @@ def terminal(run, out):
     tally = {}
     for r in run.results:
         tally[r.status] = tally.get(r.status, 0) + 1
+    shard = getattr(run, "shard_label", None)  # "shard 2/4" (mpspec run --shard)
     w("%s: %s in %.1f s; log %s\n" % (
-        run.backend, ", ".join("%s %d" % (s, tally[s]) for s in reversed(PRECEDENCE) if s in tally),
+        "%s (%s)" % (run.backend, shard) if shard else run.backend,
+        ", ".join("%s %d" % (s, tally[s]) for s in reversed(PRECEDENCE) if s in tally),
         run.duration_s, short_path(run.log) if run.log else "-"))
     line = conformance_line(run)
     if line:
@@ -142,51 +144,79 @@ def terminal(run, out):
 def junit(run):
     """A JUnit XML document (ElementTree) with one <testcase> per test.
 
-    classname is `<backend>.<Suite>` so that reports of several backends merge. Unexpected
-    FAIL / XPASS are <failure>, unexpected TIMEOUT / CRASH are <error>, skips and XFAIL are
-    <skipped>. Each testcase has <properties>: one `clause` per label, `clauses` (all),
-    `status`, `backend`, and `expected_status` when the expectations list the test."""
+    The common JUnit format of CI readers (GitLab, Jenkins' JUnit plugin, ...):
+    <testsuites> holds one <testsuite> per gtest suite, named and classnamed
+    `<backend>.<Suite>` so that reports of several backends (or shards) merge. Unexpected FAIL
+    / XPASS are <failure>, unexpected TIMEOUT / CRASH are <error>, UNSUPPORTED / UNRESOLVED and
+    XFAIL are <skipped>; the console output of a test that did not PASS is its <system-out>.
+
+    Each <testsuite> has <properties>: `backend`, `driver`, and `shard` (`I/N`) when the run
+    was sharded. Each <testcase> has <properties> first (as GoogleTest's and pytest's XML
+    reports have; readers that do not know them skip them): one `clause` per label the test
+    names, `clauses` (all, as [label] [label]), `status` (the final status: PASS FAIL XFAIL
+    XPASS UNSUPPORTED UNRESOLVED TIMEOUT CRASH), `raw_status` (before the expectations),
+    `expected` (true / false: false fails the run), `backend`, one `artifact` per saved
+    history, and when the backend's expectations list the test, the entry:
+    `expectation_status` (its statuses joined by /), `expectation_clause`,
+    `expectation_reason`."""
     suites = {}
     for r in run.results:
         suites.setdefault(r.test.split(".", 1)[0], []).append(r)
-    root = ET.Element("testsuites", name="mpspec %s" % run.backend, tests=str(len(run.results)),
-                      failures=str(sum(1 for r in run.results if not r.expected and r.status in (FAIL, XPASS))),
-                      errors=str(sum(1 for r in run.results if not r.expected and r.status in (TIMEOUT, CRASH))),
-                      skipped=str(sum(1 for r in run.results if r.expected and r.status in SKIPPED + (XFAIL,))),
-                      time="%.3f" % sum(r.duration_s for r in run.results))
-    props = ET.SubElement(root, "properties")
-    ET.SubElement(props, "property", name="backend", value=run.backend)
-    ET.SubElement(props, "property", name="driver", value=run.driver)
+    root = ET.Element("testsuites", dict(name="mpspec %s" % run.backend,
+                                         **_junit_counts(run.results)))
+    shard = getattr(run, "shard", None)
     for suite, results in suites.items():
-        s = ET.SubElement(root, "testsuite", name="%s.%s" % (run.backend, suite),
-                          tests=str(len(results)),
-                          failures=str(sum(1 for r in results if not r.expected and r.status in (FAIL, XPASS))),
-                          errors=str(sum(1 for r in results if not r.expected and r.status in (TIMEOUT, CRASH))),
-                          skipped=str(sum(1 for r in results if r.expected and r.status in SKIPPED + (XFAIL,))),
-                          time="%.3f" % sum(r.duration_s for r in results))
+        s = ET.SubElement(root, "testsuite", dict(name="%s.%s" % (run.backend, suite),
+                                                  **_junit_counts(results)))
+        sp = ET.SubElement(s, "properties")
+        _property(sp, "backend", run.backend)
+        _property(sp, "driver", run.driver)
+        if shard:
+            _property(sp, "shard", "%d/%d" % tuple(shard))
         for r in results:
             case = ET.SubElement(s, "testcase", classname="%s.%s" % (run.backend, suite),
                                  name=r.test.split(".", 1)[1], time="%.3f" % r.duration_s)
             p = ET.SubElement(case, "properties")
             for label in r.clauses:
-                ET.SubElement(p, "property", name="clause", value=label)
-            ET.SubElement(p, "property", name="clauses", value=" ".join("[%s]" % l for l in r.clauses))
-            ET.SubElement(p, "property", name="status", value=r.status)
-            ET.SubElement(p, "property", name="backend", value=run.backend)
-            if r.expectation is not None:
-                ET.SubElement(p, "property", name="expected_status", value="/".join(r.expectation.status))
+                _property(p, "clause", label)
+            _property(p, "clauses", " ".join("[%s]" % l for l in r.clauses))
+            _property(p, "status", r.status)
+            _property(p, "raw_status", r.raw_status)
+            _property(p, "expected", "true" if r.expected else "false")
+            _property(p, "backend", run.backend)
+            e = r.expectation
+            if e is not None:
+                _property(p, "expectation_status", "/".join(e.status))
+                _property(p, "expectation_clause", e.clause)
+                _property(p, "expectation_reason", e.reason)
             for a in r.artifacts:
-                ET.SubElement(p, "property", name="artifact", value=a)
+                _property(p, "artifact", a)
             first = (r.message.strip().splitlines() or [r.status])[0]
             if not r.expected:
                 tag = "error" if r.status in (TIMEOUT, CRASH) else "failure"
-                el = ET.SubElement(case, tag, message="%s: %s" % (r.status, first), type=r.status)
+                el = ET.SubElement(case, tag, message=_xml_safe("%s: %s" % (r.status, first)),
+                                   type=r.status)
                 el.text = _xml_safe(r.message)
             elif r.status in SKIPPED + (XFAIL,):
                 ET.SubElement(case, "skipped", message=_xml_safe("%s: %s" % (r.status, first)))
             if r.output.strip() and r.status != PASS:
                 ET.SubElement(case, "system-out").text = _xml_safe(r.output)
     return ET.ElementTree(root)
+
+
+def _junit_counts(results):
+    """The tests / failures / errors / skipped / time attributes of a suite or of the root."""
+    return {
+        "tests": str(len(results)),
+        "failures": str(sum(1 for r in results if not r.expected and r.status in (FAIL, XPASS))),
+        "errors": str(sum(1 for r in results if not r.expected and r.status in (TIMEOUT, CRASH))),
+        "skipped": str(sum(1 for r in results if r.expected and r.status in SKIPPED + (XFAIL,))),
+        "time": "%.3f" % sum(r.duration_s for r in results),
+    }
+
+
+def _property(parent, name, value):
+    ET.SubElement(parent, "property", name=name, value=_xml_safe(str(value)))
 
 
 def _xml_safe(text):
@@ -212,3 +242,35 @@ def write_json(run, path):
 def _ensure_dir(path):
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
+
+
+# ---------------------------------------------------------------------------------- HTML
+
+# Every run writes its records here too, in its artifacts folder (`mpspec explain` reads
+# mpspec-artifacts/*/report.json for the latest verdicts).
+LATEST_REPORT = "report.json"
+
+
+def write_latest(run):
+    """Writes the run's JSON records to <artifacts>/report.json; returns the path (None when
+    the run has no artifacts folder)."""
+    if not run.artifacts_dir:
+        return None
+    path = os.path.join(run.artifacts_dir, LATEST_REPORT)
+    write_json(run, path)
+    return path
+
+
+def run_matrix(run):
+    """The clause x backend matrix (merge.py) of one run: a single column, its backend."""
+    from . import merge  # merge imports this module
+    records = [merge.normalize(r.record(), run.backend) for r in run.results]
+    where = os.path.join(run.artifacts_dir, LATEST_REPORT) if run.artifacts_dir else run.backend
+    source = merge.Source(where, run.backend, records)
+    return merge.build([source], run.levels, title="mpspec run: %s" % run.backend)
+
+
+def write_html(run, path):
+    """The self-contained HTML report of one run (html.py)."""
+    from . import html
+    html.write(run_matrix(run), path)

@@ -6,9 +6,15 @@ to `<artifacts>/run.log`, and tells which test was running if the binary dies. W
 dies in the middle of the run (a crash of the suite itself), that test is reported CRASH and
 the run resumes with the tests that had not run yet; when the watchdog fires, that test and
 every test not yet run are reported TIMEOUT.
+
+While the binary runs, a progress display (`progress.py`) counts the tests as their closing
+lines arrive. With `--shard I/N` the binary gets GoogleTest's sharding variables and runs
+its part of the selected tests; the harness computes the same part from the binary's test
+list (`gtest.shard_of`) to know which results to expect.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,16 +22,23 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from . import ROOT, backends, clauses, expectations, gtest
 from .build import conformance_binary, ensure_build, run_setup, say
 from .errors import EnvError, UserError
 from .report import short_path as report_short
 from .gtest import CRASH, FAIL, TIMEOUT, UNRESOLVED
+from .progress import Progress
 
 DEFAULT_WATCHDOG = 1200.0  # seconds for the whole binary run, times the timeout multiplier
 LIST_TIMEOUT = 120.0
+# GoogleTest's sharding protocol: the binary runs the tests j (counting the tests the filter
+# selects, in order) with j % GTEST_TOTAL_SHARDS == GTEST_SHARD_INDEX (0-based).
+SHARD_VARS = ("GTEST_TOTAL_SHARDS", "GTEST_SHARD_INDEX")
+SHARD_HELP = ("run only part I of N of the selected tests (I is 1-based: 1/4 .. 4/4), through "
+              "GoogleTest's sharding (GTEST_SHARD_INDEX=I-1, GTEST_TOTAL_SHARDS=N); the N "
+              "parts together run every selected test exactly once")
 
 
 @dataclass
@@ -71,10 +84,16 @@ class Run:
     log: Optional[str] = None
     artifacts_dir: Optional[str] = None
     duration_s: float = 0.0
+    shard: Optional[Tuple[int, int]] = None  # (I, N), I 1-based, when the run was --shard I/N
 
     @property
     def ok(self):
         return not self.errors and all(r.expected for r in self.results)
+
+    @property
+    def shard_label(self):
+        """'shard 2/4', or None when the run was not sharded."""
+        return None if self.shard is None else "shard %d/%d" % self.shard
 
 
 # --------------------------------------------------------------------------- the binary
@@ -149,14 +168,18 @@ class _Attempt:
     output: str
 
 
-def _attempt(binary, gfilter, env, cwd, timeout, log, echo, workdir, n):
+def _attempt(binary, gfilter, env, cwd, timeout, log, echo, workdir, n, progress=None):
     report_path = os.path.join(workdir, "report-%d.json" % n)
     cmd = [binary, "--gtest_color=no", "--gtest_output=json:" + report_path]
     if gfilter:
         cmd.append("--gtest_filter=" + gfilter)
     if log:
-        log.write("$ %s\n" % " ".join(cmd))
-    parser = gtest.ConsoleParser()
+        shard = " ".join("%s=%s" % (k, env[k]) for k in SHARD_VARS if k in env)
+        log.write("$ %s%s\n" % (shard + " " if shard else "", " ".join(cmd)))
+    if progress is not None:
+        parser = gtest.ConsoleParser(on_start=progress.started, on_end=progress.ended)
+    else:
+        parser = gtest.ConsoleParser()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
@@ -165,11 +188,19 @@ def _attempt(binary, gfilter, env, cwd, timeout, log, echo, workdir, n):
     reader = _Reader(proc.stdout, parser, log, echo)
     reader.start()
     timed_out = False
+    deadline = time.monotonic() + max(timeout, 0.1)
     try:
-        proc.wait(timeout=max(timeout, 0.1))
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
+        while True:  # in slices of a second, for the progress display's clock
+            try:
+                proc.wait(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    _kill_group(proc)
+                    break
+                if progress is not None:
+                    progress.tick()
     except KeyboardInterrupt:
         _kill_group(proc)
         raise
@@ -237,8 +268,75 @@ def _from_attempt(a, watchdog, cwd):
     return out
 
 
-def run_binary(binary, selected, gfilter, env, cwd, watchdog, log=None, echo=False):
-    """Runs `selected` tests (resuming after crashes); returns {name: RawResult} for all."""
+class ProgressFeed:
+    """Connects the console parser and run_binary to a Progress: counts each test of
+    `selected` once, as unexpected when its result will fail the run (the expectations
+    applied as `finalize` applies them)."""
+
+    def __init__(self, progress, selected, expected):
+        self.progress, self.expected = progress, expected
+        self.wanted = set(selected)
+        self.counted = set()
+        self._lock = threading.Lock()
+
+    def _count(self, name, raw_status):
+        with self._lock:
+            if name not in self.wanted or name in self.counted:
+                return
+            self.counted.add(name)
+        _, ok = expectations.apply(raw_status, self.expected.get(name))
+        self.progress.test_ended(unexpected=not ok)
+
+    def started(self, ct):
+        self.progress.test_started(ct.name)
+
+    def ended(self, ct):
+        if ct.ended == "OK":
+            raw = gtest.PASS
+        elif ct.ended == "FAILED":
+            raw = gtest.classify_failure([ct.text])
+        else:
+            raw = UNRESOLVED  # a skip: never unexpected
+        self._count(ct.name, raw)
+
+    def result(self, r):
+        """A result the console did not close (crash, watchdog): counted if not yet."""
+        self._count(r.name, r.status)
+
+    def tick(self):
+        self.progress.tick()
+
+
+def _shard_mismatch(a, selected):
+    """After the sharded attempt: how GoogleTest's choice of tests differs from `selected`
+    (the harness's computation), or None. A test outside `selected` is a disagreement
+    whatever happened; a test of `selected` left out only when the binary ended normally
+    (after a crash or the watchdog, the tests not reached are run next anyway)."""
+    ran = set(a.report) | set(a.console.order)
+    want = set(selected)
+    extra = sorted(ran - want)
+    ended_normally = not a.timed_out and a.rc in (0, 1)
+    missing = sorted(want - ran) if ended_normally else []
+    if not extra and not missing:
+        return None
+    parts = []
+    if extra:
+        parts.append("ran %d test(s) of another shard (ignored): %s"
+                     % (len(extra), " ".join(extra[:5])))
+    if missing:
+        parts.append("left out %d test(s) of this shard (run next): %s"
+                     % (len(missing), " ".join(missing[:5])))
+    return "GoogleTest's sharding disagrees with the harness's: it " + "; it ".join(parts)
+
+
+def run_binary(binary, selected, gfilter, env, cwd, watchdog, log=None, echo=False,
+               shard_env=None, progress=None, warnings=None):
+    """Runs `selected` tests (resuming after crashes); returns {name: RawResult} for all.
+
+    `shard_env` ({GTEST_TOTAL_SHARDS, GTEST_SHARD_INDEX}) is added to the first attempt's
+    environment, whose gtest filter is `gfilter`: `selected` must then be that shard's part
+    of the filter's tests. Resumed attempts name the remaining tests and are not sharded.
+    `progress`: a ProgressFeed. `warnings`: a list that gets what the caller should say."""
     results = {}
     remaining = list(selected)
     deadline = time.monotonic() + watchdog
@@ -247,7 +345,16 @@ def run_binary(binary, selected, gfilter, env, cwd, watchdog, log=None, echo=Fal
         while remaining:
             n += 1
             f = gfilter if n == 1 else ":".join(remaining)
-            a = _attempt(binary, f, env, cwd, deadline - time.monotonic(), log, echo, workdir, n)
+            e = dict(env, **shard_env) if shard_env and n == 1 else env
+            a = _attempt(binary, f, e, cwd, deadline - time.monotonic(), log, echo, workdir, n,
+                         progress)
+            if shard_env and n == 1:
+                mismatch = _shard_mismatch(a, selected)
+                if mismatch:
+                    if warnings is not None:
+                        warnings.append(mismatch)
+                    if log:
+                        log.write("[mpspec] %s\n" % mismatch)
             got = _from_attempt(a, watchdog, cwd)
             # A resumed run's report can only hold tests of `remaining`; anything else is ignored.
             for name, r in got.items():
@@ -255,6 +362,9 @@ def run_binary(binary, selected, gfilter, env, cwd, watchdog, log=None, echo=Fal
                     results[name] = r
             before = len(remaining)
             remaining = [t for t in remaining if t not in results]
+            if progress is not None:  # results the console did not close (a crash)
+                for r in results.values():
+                    progress.result(r)
             if not remaining:
                 break
             if a.timed_out:
@@ -263,7 +373,11 @@ def run_binary(binary, selected, gfilter, env, cwd, watchdog, log=None, echo=Fal
                                                  "TIMEOUT: not run: the overall watchdog (%g s) "
                                                  "expired first" % watchdog)
                 break
-            if len(remaining) == before:  # no progress at all: the binary cannot run tests
+            # A sharded attempt may have run only tests of another shard (see _shard_mismatch):
+            # the remaining ones are run next. Otherwise no result at all: the binary cannot
+            # run tests.
+            ran_others = bool(n == 1 and shard_env and (a.report or a.console.order))
+            if len(remaining) == before and not ran_others:
                 if n == 1:
                     raise EnvError("the conformance binary %s before running any test:\n%s"
                                    % (_describe_exit(a.rc), a.output.strip()[-4000:]))
@@ -297,6 +411,26 @@ class RunOptions:
     verbose: bool = False
     registry: Optional[str] = None
     root: str = ROOT
+    shard: Optional[Tuple[int, int]] = None  # (I, N): part I (1-based) of N, see parse_shard
+    progress: Optional[bool] = None  # None: a live line on a terminal, else plain lines
+    progress_stream: Optional[object] = None  # default: sys.stderr at the time of the run
+
+
+def parse_shard(text):
+    """'I/N' -> (I, N), 1 <= I <= N (I is 1-based). Raises ValueError saying what is wrong."""
+    m = re.fullmatch(r"\s*(-?\d+)\s*/\s*(-?\d+)\s*", text or "")
+    if not m:
+        raise ValueError("expected I/N, e.g. 1/4 (part I of N, I from 1 to N), not %r" % text)
+    return check_shard(int(m.group(1)), int(m.group(2)))
+
+
+def check_shard(i, n):
+    """(I, N) if 1 <= I <= N, else ValueError."""
+    if n < 1:
+        raise ValueError("the number of shards N must be at least 1, not %d" % n)
+    if not 1 <= i <= n:
+        raise ValueError("the shard I must be from 1 to %d (I is 1-based), not %d" % (n, i))
+    return i, n
 
 
 def resolve_filter(pattern, tests):
@@ -329,6 +463,12 @@ def run(opts):
         from .build import default_build_dir
         build_dir = default_build_dir(root)
     python = sys.executable or "python3"
+    shard = None
+    if opts.shard is not None:
+        try:
+            shard = check_shard(*opts.shard)
+        except ValueError as e:
+            raise UserError("--shard: %s" % e)
 
     # The backend: registry entry, or an ad-hoc --driver command.
     if opts.driver:
@@ -380,6 +520,8 @@ def run(opts):
     os.makedirs(artifacts, exist_ok=True)
 
     env = dict(os.environ)
+    for k in SHARD_VARS:  # inherited ones would shard behind the harness's back: --shard only
+        env.pop(k, None)
     env["MPSPEC_DRIVER"] = command
     env["MPSPEC_ARTIFACTS"] = artifacts
     if multiplier is not None:
@@ -394,12 +536,22 @@ def run(opts):
         env["RC_PARAMS"] = rc_params
 
     all_tests = list_tests(binary, None, env, root)
-    selected = list_tests(binary, gfilter, env, root) if gfilter else all_tests
-    if not selected:
-        raise UserError("the filter '%s' selects no test (./mpspec spec lists them)" % opts.filter)
+    filtered = list_tests(binary, gfilter, env, root) if gfilter else all_tests
+    if not filtered:
+        raise UserError("the filter '%s' selects no test (./mpspec spec lists them)"
+                        % (opts.filter or entry.filter))
+    shard_env = None
+    selected = filtered
+    if shard:
+        # The binary picks its part from the filter's tests (GoogleTest's rule); the harness
+        # computes the same part from the same list, to know which results to expect.
+        selected = gtest.shard_of(filtered, shard[0] - 1, shard[1])
+        shard_env = {"GTEST_TOTAL_SHARDS": str(shard[1]), "GTEST_SHARD_INDEX": str(shard[0] - 1)}
 
     errors, warnings = [], []
     for path, entries in per_file:
+        # Known tests: every test of the binary (and of the sources), whatever the filter and
+        # the shard: an entry for a test that this filter or shard leaves out is not stale.
         errs, warns = expectations.check_entries(
             entries, set(all_tests) | set(source_clauses), source_clauses,
             os.path.relpath(path, os.getcwd()))
@@ -410,16 +562,31 @@ def run(opts):
         warnings.append("in the sources but not in the binary (rebuild?): " + ", ".join(not_built))
 
     say("backend %s: %s" % (name, command))
-    say("running %d test(s)%s; artifacts in %s" % (
-        len(selected), " (filter %s)" % opts.filter if opts.filter else "",
+    shard_note = ""
+    if shard:
+        shard_note = " of %d, shard %d/%d (GTEST_SHARD_INDEX=%d GTEST_TOTAL_SHARDS=%d)" % (
+            len(filtered), shard[0], shard[1], shard[0] - 1, shard[1])
+    say("running %d test(s)%s%s; artifacts in %s" % (
+        len(selected), shard_note, " (filter %s)" % opts.filter if opts.filter else "",
         report_short(artifacts)))
+    stream = opts.progress_stream or sys.stderr
+    show = opts.progress if opts.progress is not None else not opts.verbose
+    prog = (Progress(len(selected), stream, label="shard %d/%d" % shard if shard else "")
+            if show and selected else None)
     log_path = os.path.join(artifacts, "run.log")
-    with open(log_path, "w", encoding="utf-8") as log:
-        raw = run_binary(binary, selected, gfilter, env, root, watchdog, log, opts.verbose)
+    try:
+        with open(log_path, "w", encoding="utf-8") as log:
+            raw = run_binary(binary, selected, gfilter, env, root, watchdog, log, opts.verbose,
+                             shard_env=shard_env,
+                             progress=ProgressFeed(prog, selected, expected) if prog else None,
+                             warnings=warnings)
+    finally:
+        if prog:
+            prog.close()
 
     results = finalize(raw, selected, expected, source_clauses, name)
     return Run(name, command, entry.profile, results, spec_clauses, errors, warnings, log_path,
-               artifacts, time.monotonic() - t0)
+               artifacts, time.monotonic() - t0, shard)
 
 
 def finalize(raw, selected, expected, source_clauses, backend):

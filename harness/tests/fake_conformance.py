@@ -12,7 +12,11 @@ FAKE_GTEST_SCENARIO:
      "record": "/path/to/file"}    # optional: argv and the MPSPEC_* environment are appended
 
 `crash` kills the process with SIGSEGV in the middle of the test (before the JSON report is
-written); `hang` sleeps until killed.
+written); `hang` sleeps until killed. GoogleTest's sharding variables (GTEST_TOTAL_SHARDS,
+GTEST_SHARD_INDEX) are honoured as GoogleTest does: a run keeps the j-th test the filter
+selects when j % total == index; `--gtest_list_tests` ignores them. A scenario's
+`"shard_skew": K` makes the fake shard as if the index were index + K (a binary whose
+sharding disagrees with the harness's).
 """
 
 import fnmatch
@@ -52,6 +56,7 @@ def main():
     if scenario.get("record"):
         with open(scenario["record"], "a", encoding="utf-8") as f:
             env = {k: v for k, v in os.environ.items() if k.startswith(("MPSPEC_", "RC_PARAMS"))}
+            env.update({k: v for k, v in os.environ.items() if k.startswith("GTEST_")})
             f.write(json.dumps({"argv": sys.argv[1:], "env": env}) + "\n")
     tests = [t for t in scenario["tests"] if matches(t["name"], gfilter)]
     if listing:
@@ -63,6 +68,14 @@ def main():
                 suite = s
             print("  " + n)
         return 0
+    if "GTEST_TOTAL_SHARDS" in os.environ:
+        total, index = int(os.environ["GTEST_TOTAL_SHARDS"]), int(os.environ["GTEST_SHARD_INDEX"])
+        if not 0 <= index < total:
+            print("Invalid environment variables: we require 0 <= GTEST_SHARD_INDEX < "
+                  "GTEST_TOTAL_SHARDS")
+            return 1
+        index = (index + scenario.get("shard_skew", 0)) % total
+        tests = [t for j, t in enumerate(tests) if j % total == index]
 
     out = sys.stdout
     out.write("[==========] Running %d tests from fake.\n" % len(tests))

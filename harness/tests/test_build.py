@@ -90,7 +90,7 @@ class SetupScriptTest(unittest.TestCase):
 
     ALL = ["libgtest-dev", "librapidcheck-dev", "libbenchmark-dev", "nlohmann-json3-dev",
            "libssl-dev", "python3", "python3-multiprocess", "python3-fasteners",
-           "libboost-dev"]
+           "libboost-dev", "chromium", "fonts-dejavu-core"]
 
     def test_quiet_when_everything_is_present(self):
         rc, out, calls = self.run_setup(self.ALL)
