@@ -211,7 +211,22 @@ std::atomic<pid_t> g_actor_pids[kMaxActors];
 // Pids of the processes the driver process started itself (register_parent_child).
 std::atomic<pid_t> g_parent_children[kMaxActors];
 
-void on_terminate(int) {
+// Cleanups of the backend for a signal that stops the driver process (add_terminate_hook).
+constexpr int kMaxTerminateHooks = 16;
+std::atomic<TerminateHook> g_terminate_hooks[kMaxTerminateHooks];
+
+// The driver process (set by run() before the handler is installed). A process the driver
+// forks without exec (the child of an inherited Process started by a prelude call) inherits
+// the handler: there a signal must neither stop the driver's actors nor run the driver's
+// cleanups (which would unlink segments still in use), so it takes its default action.
+std::atomic<pid_t> g_driver_pid{0};
+
+void on_terminate(int sig) {
+  if (::getpid() != g_driver_pid.load()) {
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+    _exit(128 + sig);  // not reached unless the signal is blocked
+  }
   for (auto& p : g_parent_children) {
     pid_t pid = p.load();
     if (pid > 0) {
@@ -229,6 +244,12 @@ void on_terminate(int) {
   for (auto& p : g_actor_pids) {
     pid_t pid = p.load();
     if (pid > 0) ::waitpid(pid, nullptr, 0);
+  }
+  // Every process that could still create something is gone: the backend's cleanups
+  // ([protocol.robust.no_stray]: e.g. the reference backend unlinks its shared memory segments).
+  for (auto& h : g_terminate_hooks) {
+    TerminateHook hook = h.load();
+    if (hook != nullptr) hook();
   }
   _exit(0);
 }
@@ -794,6 +815,14 @@ void register_parent_child(pid_t pid) {
   }
 }
 
+void add_terminate_hook(TerminateHook hook) {
+  for (auto& slot : g_terminate_hooks) {
+    TerminateHook expected = nullptr;
+    if (slot.load() == hook) return;
+    if (slot.compare_exchange_strong(expected, hook)) return;
+  }
+}
+
 void forget_parent_child(pid_t pid) {
   for (auto& slot : g_parent_children) {
     pid_t expected = pid;
@@ -867,6 +896,7 @@ int run(const Backend& backend, int argc, char** argv) {
     if (std::strcmp(argv[i], kActorFlag) == 0) run_independent_actor(backend, argv[i + 1]);
   }
   ::signal(SIGPIPE, SIG_IGN);
+  g_driver_pid.store(::getpid());
   struct sigaction sa {};
   sa.sa_handler = on_terminate;
   sigemptyset(&sa.sa_mask);

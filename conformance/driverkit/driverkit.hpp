@@ -132,6 +132,16 @@ struct Backend {
 void register_parent_child(pid_t pid);
 void forget_parent_child(pid_t pid);
 
+// A cleanup the kit runs when a signal (SIGTERM, SIGINT) stops the driver process, after it has
+// killed and reaped the actors and the processes above and before it exits, so that a backend
+// leaves nothing behind then either ([protocol.robust.no_stray]: e.g. shared memory segments;
+// teardown, bye and end of input clean up through the objects' destructors as usual). Runs in
+// a signal handler, in the driver process only: it must be async-signal-safe (open, read,
+// unlink, shm_unlink, close; no allocation, no locks). Registering the same hook twice keeps
+// one; at most 16. Call it from main() or a factory, in the driver process.
+using TerminateHook = void (*)();
+void add_terminate_hook(TerminateHook hook);
+
 // Runs the protocol loop until `bye` or end of input. Returns the process exit status.
 int run(const Backend& backend, int argc, char** argv);
 

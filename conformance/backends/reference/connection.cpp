@@ -7,17 +7,20 @@
 // (release_copy). A Connection entry without args is a slot that Listener.accept(as=...) or
 // Module.client(as=...) fills in the calling actor. A Listener is process-local: each actor
 // binds its own at its first call.
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
-
 #include <mp/connection.hpp>
 #include <mp/errors.hpp>
 #include <mp/value.hpp>
 #include <mp/wait.hpp>
+#include <mutex>
 
 #include "bytes_json.hpp"
 #include "types.hpp"
@@ -108,7 +111,8 @@ namespace {
 std::string bytes_arg(const Json& args, const char* key) {
   if (!args.contains(key)) throw KindError("TypeError", std::string("missing argument ") + key);
   auto octets = json_bytes(args[key]);
-  if (!octets) throw KindError("TypeError", std::string(key) + " must be bytes ({\"$bytes\": ...})");
+  if (!octets)
+    throw KindError("TypeError", std::string(key) + " must be bytes ({\"$bytes\": ...})");
   return *octets;
 }
 
@@ -185,15 +189,16 @@ Json ConnectionObject::call(const std::string& method, const Json& args) {
   if (method == "recv") return from_value(c->recv());
   if (method == "send_bytes") {
     const std::string buf = bytes_arg(args, "buf");
-    c->send_bytes(std::string_view(buf), int_arg(args, "offset").value_or(0), int_arg(args, "size"));
+    c->send_bytes(std::string_view(buf), int_arg(args, "offset").value_or(0),
+                  int_arg(args, "size"));
     return nullptr;
   }
   if (method == "recv_bytes") return bytes_json(c->recv_bytes(int_arg(args, "maxlength")));
   if (method == "recv_bytes_into") {
     std::string buf = bytes_arg(args, "buffer");
     try {
-      const std::size_t n =
-          c->recv_bytes_into(std::span<char>(buf.data(), buf.size()), int_arg(args, "offset").value_or(0));
+      const std::size_t n = c->recv_bytes_into(std::span<char>(buf.data(), buf.size()),
+                                               int_arg(args, "offset").value_or(0));
       return Json{{"n", n}, {"buffer", bytes_json(buf)}};
     } catch (const mp::BufferTooShort& e) {
       throw KindError(e.kind(), "message longer than the buffer", bytes_json(e.message()));
@@ -224,11 +229,13 @@ mp::Address to_address(const Json& a, const std::string& family) {
   if (a.is_string()) {
     const std::string s = a.get<std::string>();
     if (s.rfind("\\\\", 0) == 0) throw KindError("ValueError", "Family AF_PIPE is not recognized.");
-    if (!s.empty() && s[0] == '\0') return mp::Address::abstract_socket(std::string_view(s).substr(1));
+    if (!s.empty() && s[0] == '\0')
+      return mp::Address::abstract_socket(std::string_view(s).substr(1));
     return mp::Address::unix_socket(s);
   }
   if (auto b = json_bytes(a)) {
-    if (!b->empty() && (*b)[0] == '\0') return mp::Address::abstract_socket(std::string_view(*b).substr(1));
+    if (!b->empty() && (*b)[0] == '\0')
+      return mp::Address::abstract_socket(std::string_view(*b).substr(1));
     throw KindError("ValueError", "address type of b'" + *b + "' unrecognized");
   }
   if (a.is_array() && a.size() == 2 && a[0].is_string() && a[1].is_number_integer()) {
@@ -257,7 +264,8 @@ void check_family(const Json& args) {
   if (!args.contains("family") || args["family"].is_null()) return;
   if (!args["family"].is_string()) throw KindError("TypeError", "family must be a string");
   const std::string f = args["family"].get<std::string>();
-  if (f != "AF_INET" && f != "AF_UNIX") throw KindError("ValueError", "Family " + f + " is not recognized.");
+  if (f != "AF_INET" && f != "AF_UNIX")
+    throw KindError("ValueError", "Family " + f + " is not recognized.");
 }
 
 ConnectionObject& slot_arg(const Json& args, const driverkit::Objects& objects) {
@@ -268,11 +276,85 @@ ConnectionObject& slot_arg(const Json& args, const driverkit::Objects& objects) 
   return *slot;
 }
 
+// ---- Sockets of Listeners made without an address ----
+//
+// libmp names such a socket in $TMPDIR and unlinks it when the Listener closes; an actor killed
+// at teardown never closes it. So the adapter puts them in one directory of the driver's
+// (created at start-up, named to independent actors by an environment variable), empties it
+// when the setup's last Listener object goes (its actors are gone by then), and removes it at
+// exit and from the kit's terminate hook ([protocol.robust.no_stray]).
+
+constexpr const char* kListenerDirEnv = "MPSPEC_REFERENCE_LISTENER_DIR";
+char g_listener_dir[512];        // the driver's directory ("": none, use libmp's default)
+pid_t g_listener_dir_owner = 0;  // the driver process, which removes it
+int g_live_listeners = 0;        // ListenerObjects alive in this process
+
+// Unlinks every entry of g_listener_dir and, when `remove_dir`, the directory itself.
+// Async-signal-safe (open, getdents64, unlinkat, rmdir, close).
+void empty_listener_dir(bool remove_dir) {
+  if (g_listener_dir[0] == '\0' || g_listener_dir_owner != ::getpid()) return;
+  const int saved_errno = errno;
+  const int fd = ::open(g_listener_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    alignas(8) char buf[4096];
+    for (;;) {
+      const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+      if (n <= 0) break;
+      for (long off = 0; off < n;) {
+        // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name.
+        unsigned short reclen;
+        std::memcpy(&reclen, buf + off + 16, sizeof reclen);
+        const char* name = buf + off + 19;
+        if (!(name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))))
+          ::unlinkat(fd, name, 0);
+        off += reclen;
+      }
+    }
+    ::close(fd);
+  }
+  if (remove_dir) ::rmdir(g_listener_dir);
+  errno = saved_errno;
+}
+
+void remove_listener_dir_on_signal() { empty_listener_dir(true); }
+
+void make_listener_dir() {
+  if (const char* inherited = std::getenv(kListenerDirEnv); inherited != nullptr) {
+    // An independent actor: the driver's directory (the driver removes it).
+    if (std::strlen(inherited) < sizeof g_listener_dir) std::strcpy(g_listener_dir, inherited);
+    return;
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  std::string templ = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                      "/mpspec-reference-listeners-XXXXXX";
+  if (templ.size() >= sizeof g_listener_dir || ::mkdtemp(templ.data()) == nullptr) return;
+  std::strcpy(g_listener_dir, templ.c_str());
+  g_listener_dir_owner = ::getpid();
+  ::setenv(kListenerDirEnv, g_listener_dir, 1);  // at start-up: no other thread yet
+  driverkit::add_terminate_hook(remove_listener_dir_on_signal);
+  std::atexit([] { empty_listener_dir(true); });
+}
+
+// A fresh AF_UNIX address for a Listener made without one.
+mp::Address arbitrary_unix_address() {
+  if (g_listener_dir[0] == '\0') return mp::Address::arbitrary(mp::Address::Family::kUnix);
+  const mp::Address libmp_choice = mp::Address::arbitrary(mp::Address::Family::kUnix);
+  const std::string& p = libmp_choice.path();
+  return mp::Address::unix_socket(std::string(g_listener_dir) + p.substr(p.rfind('/')));
+}
+
 // Process-local: constructed in each actor at its first call (spec/protocol.md §6).
 class ListenerObject : public driverkit::Object {
  public:
   ListenerObject(Json args, const driverkit::Objects& objects)
-      : args_(std::move(args)), objects_(objects) {}
+      : args_(std::move(args)), objects_(objects) {
+    ++g_live_listeners;
+  }
+  ~ListenerObject() override {
+    listener_.reset();
+    // The setup's last Listener in the driver: its actors are gone; remove what they left.
+    if (--g_live_listeners == 0) empty_listener_dir(false);
+  }
 
   Json call(const std::string& method, const Json& args) override {
     std::lock_guard<std::mutex> g(mu_);
@@ -313,7 +395,7 @@ class ListenerObject : public driverkit::Object {
       if (family == "AF_INET")
         return mp::Listener(mp::Address::arbitrary(mp::Address::Family::kInet),
                             static_cast<int>(backlog), key);
-      return mp::Listener(mp::Address::arbitrary(mp::Address::Family::kUnix), static_cast<int>(backlog), key);
+      return mp::Listener(arbitrary_unix_address(), static_cast<int>(backlog), key);
     }
     return mp::Listener(to_address(args_["address"], ""), static_cast<int>(backlog), key);
   }
@@ -353,7 +435,8 @@ Json connection_module_call(const std::string& method, const Json& args,
       }
       names.push_back(name);
     }
-    const std::vector<int> ready = mp::wait(std::span<const int>(fds), driverkit::timeout_arg(args));
+    const std::vector<int> ready =
+        mp::wait(std::span<const int>(fds), driverkit::timeout_arg(args));
     Json out = Json::array();
     for (std::size_t i = 0; i < fds.size(); ++i)
       if (std::find(ready.begin(), ready.end(), fds[i]) != ready.end()) out.push_back(names[i]);
@@ -363,11 +446,13 @@ Json connection_module_call(const std::string& method, const Json& args,
 }
 
 void register_connection(driverkit::Backend& b) {
+  make_listener_dir();
   // The marker {"$uncarriable": null} is understood by Connection.send (to_value above).
   b.features.push_back("uncarriable");
-  b.types["Pipe"] = {{}, [](const Json& args, const driverkit::Objects&) {
-                       return std::make_unique<PipeObject>(driverkit::bool_arg(args, "duplex", true));
-                     }};
+  b.types["Pipe"] = {
+      {}, [](const Json& args, const driverkit::Objects&) {
+        return std::make_unique<PipeObject>(driverkit::bool_arg(args, "duplex", true));
+      }};
   b.types["Connection"] = {
       {"send", "recv", "send_bytes", "recv_bytes", "recv_bytes_into", "poll", "close", "closed",
        "readable", "writable", "fileno", "__enter__", "__exit__"},

@@ -9,8 +9,10 @@
 // or a slot *created* is recorded, by name, in a small registry file of the driver process
 // (appended to by the driver and by every actor, forked or independent). When the driver
 // destroys the setup's last SharedMemory object it unlinks every recorded segment that is
-// still there and removes the file. (A driver killed by SIGTERM does not get there.)
+// still there and removes the file. A driver stopped by SIGTERM (or SIGINT) does the same from
+// the driver kit's terminate hook (driverkit::add_terminate_hook), once its actors are gone.
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -75,6 +77,47 @@ void unlink_recorded() {
   while (std::getline(in, name))
     if (!name.empty()) ::shm_unlink(("/" + name).c_str());  // ENOENT: already unlinked
   ::unlink(path.c_str());
+}
+
+// The driver's registry path, for the terminate hook (fixed by register_shared_memory in the
+// driver process; empty: no hook).
+char g_registry_path_on_signal[1024];
+
+// unlink_recorded() for a signal handler: async-signal-safe (open, read, shm_unlink, unlink,
+// close; glibc's shm_unlink builds the path on the stack and calls unlink). A line longer than
+// a name can be is skipped.
+void unlink_recorded_on_signal() {
+  if (g_registry_path_on_signal[0] == '\0') return;
+  const int saved_errno = errno;
+  const int fd = ::open(g_registry_path_on_signal, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[4096];
+    char name[NAME_MAX + 2] = "/";
+    std::size_t len = 1;
+    bool too_long = false;
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      for (ssize_t i = 0; i < n; ++i) {
+        if (buf[i] == '\n') {
+          if (len > 1 && !too_long) {
+            name[len] = '\0';
+            ::shm_unlink(name);  // ENOENT: already unlinked
+          }
+          len = 1;
+          too_long = false;
+        } else if (len + 1 < sizeof name) {
+          name[len++] = buf[i];
+        } else {
+          too_long = true;
+        }
+      }
+    }
+    ::close(fd);
+    ::unlink(g_registry_path_on_signal);
+  }
+  errno = saved_errno;
 }
 
 // ---------------------------------------------------------------- errors and arguments
@@ -263,6 +306,13 @@ class ModuleWithSharedMemory : public driverkit::Object {
 }  // namespace
 
 void register_shared_memory(driverkit::Backend& b) {
+  if (!in_independent_actor()) {  // the driver process: its registry, for a stopping signal
+    const std::string path = registry_path(::getpid());
+    if (path.size() < sizeof g_registry_path_on_signal) {
+      std::memcpy(g_registry_path_on_signal, path.c_str(), path.size() + 1);
+      driverkit::add_terminate_hook(unlink_recorded_on_signal);
+    }
+  }
   b.types["SharedMemory"] = {{"name", "size", "read", "write", "close", "unlink"},
                              [](const Json& args, const driverkit::Objects&) {
                                auto o = std::make_unique<SharedMemoryObject>();
