@@ -409,6 +409,8 @@ class ListenerObject : public driverkit::Object {
 
 }  // namespace
 
+mp::Address listener_socket_address() { return arbitrary_unix_address(); }
+
 Json connection_module_call(const std::string& method, const Json& args,
                             const driverkit::Objects& objects) {
   if (method == "client") {

@@ -4,12 +4,11 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
-
 #include <mp/connection.hpp>
 #include <mp/lock.hpp>
-#include <mp/value.hpp>
 #include <mp/rlock.hpp>
+#include <mp/value.hpp>
+#include <mutex>
 
 #include "driverkit.hpp"
 
@@ -105,12 +104,17 @@ void register_shared_lock(driverkit::Backend& b);
 void register_file_locks(driverkit::Backend& b);  // InterProcessLock, InterProcessReaderWriterLock
 void register_local(driverkit::Backend& b);
 void register_connection(driverkit::Backend& b);  // Pipe, Connection, Listener
-void register_process(driverkit::Backend& b);     // Process and Module
-void register_queue(driverkit::Backend& b);       // Queue, JoinableQueue, SimpleQueue
-void register_sharedctypes(driverkit::Backend& b);  // Value, RawValue, Array, RawArray, Synchronized
-void register_shared_memory(driverkit::Backend& b);  // SharedMemory, Module.shared_memory
-void register_pool(driverkit::Backend& b);           // Pool, AsyncResult, Iterator
-void register_manager(driverkit::Backend& b);  // Manager, Proxy, Module.manager_create
+// A fresh AF_UNIX address for a Listener made without one: in a directory of the driver's that
+// is emptied at teardown and removed at exit or SIGTERM (register_connection makes it), so that
+// a killed actor's socket file does not outlive the driver.
+mp::Address listener_socket_address();
+void register_process(driverkit::Backend& b);  // Process and Module
+void register_queue(driverkit::Backend& b);    // Queue, JoinableQueue, SimpleQueue
+void register_sharedctypes(
+    driverkit::Backend& b);  // Value, RawValue, Array, RawArray, Synchronized
+void register_shared_memory(driverkit::Backend& b);    // SharedMemory, Module.shared_memory
+void register_pool(driverkit::Backend& b);             // Pool, AsyncResult, Iterator
+void register_manager(driverkit::Backend& b);          // Manager, Proxy, Module.manager_create
 void register_manager_context(driverkit::Backend& b);  // setup context "manager"
 
 }  // namespace mpspec::reference_backend
